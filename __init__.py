@@ -1,0 +1,107 @@
+"""swarmgym: agentic RL environments at scale.
+
+Public names are loaded lazily (PEP 562 ``__getattr__``) so ``import swarmgym`` stays fast: only pydantic,
+anyio and gymnasium load at import; model clients, sandboxes, judges and the rollout manager load when first
+used. Importing swarmgym registers the built-in envs with gymnasium (ids only: nothing heavy is imported).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+# name -> module (relative) that defines it
+_LAZY: dict[str, str] = {
+    # types
+    "Message": ".types",
+    "TextPart": ".types",
+    "ImagePart": ".types",
+    "ToolCall": ".types",
+    "ToolSpec": ".types",
+    "ToolResult": ".types",
+    "SamplingParams": ".types",
+    "Completion": ".types",
+    "Task": ".types",
+    "JudgeResult": ".types",
+    "Trajectory": ".types",
+    # errors
+    "SwarmgymError": ".errors",
+    # env contract and registry
+    "AgentEnv": ".envs.core",
+    "EpisodeLimits": ".envs.core",
+    "register": ".envs.registry",
+    "make": ".envs.registry",
+    "registered_envs": ".envs.registry",
+    # loop
+    "run_episode": ".loop",
+    "ContextStrategy": ".loop",
+    # policies
+    "Policy": ".policies.base",
+    "PolicyRouter": ".policies.base",
+    "OpenAIPolicy": ".policies.openai_http",
+    "ScriptedPolicy": ".policies.scripted",
+    "OraclePolicy": ".policies.scripted",
+    "ReplayPolicy": ".policies.scripted",
+    # toolsets and judges
+    "Toolset": ".toolsets.base",
+    "ToolContext": ".toolsets.base",
+    "tool": ".toolsets.base",
+    "Judge": ".judges.base",
+    "Weighted": ".judges.base",
+    # rollout
+    "RolloutManager": ".rollout.manager",
+    "RolloutLimits": ".rollout.manager",
+    "rollout": ".rollout.manager",
+    "TrajectoryStore": ".rollout.store",
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'swarmgym' has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .envs.core import AgentEnv, EpisodeLimits
+    from .envs.registry import make, register, registered_envs
+    from .errors import SwarmgymError
+    from .judges.base import Judge, Weighted
+    from .loop import ContextStrategy, run_episode
+    from .policies.base import Policy, PolicyRouter
+    from .policies.openai_http import OpenAIPolicy
+    from .policies.scripted import OraclePolicy, ReplayPolicy, ScriptedPolicy
+    from .rollout.manager import RolloutLimits, RolloutManager, rollout
+    from .rollout.store import TrajectoryStore
+    from .toolsets.base import ToolContext, Toolset, tool
+    from .types import (
+        Completion,
+        ImagePart,
+        JudgeResult,
+        Message,
+        SamplingParams,
+        Task,
+        TextPart,
+        ToolCall,
+        ToolResult,
+        ToolSpec,
+        Trajectory,
+    )
+
+from .envs import registry as _registry  # noqa: E402  (registers built-in env ids; light)
+
+_registry.register_builtins()

@@ -1,0 +1,1 @@
+"""Environments: the AgentEnv contract, the registry and the built-in envs."""

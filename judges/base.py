@@ -1,0 +1,161 @@
+"""Judge protocol, context, composition and the failure policy.
+
+A judge turns a finished trajectory into a :class:`~swarmgym.types.JudgeResult`. Judges must be exact,
+bounded and deterministic; a judge that fails never crashes the episode: :func:`safe_score` turns the
+failure into reward 0 with a ``judge_error`` facet (or re-raises, if the caller asks for it).
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+import anyio
+
+from ..types import JudgeResult, Task, Trajectory
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["Judge", "JudgeContext", "Weighted", "FunctionJudge", "safe_score", "NullJudge"]
+
+
+@dataclass(slots=True)
+class JudgeContext:
+    """What a judge may use besides the task and trajectory.
+
+    Attributes:
+        sandbox: the episode's sandbox (code-test judges run hidden tests in it), or None.
+        spawn: run a child episode (agent-as-judge); ``await ctx.spawn(env, task, role="judge")``.
+        group: the other trajectories of the same group when the rollout manager scores groups (Toggle).
+        step: the trainer/run step, for judges with schedules (PARL, Toggle).
+        state: the episode's shared state dict (toolsets may leave facts for the judge here).
+    """
+
+    sandbox: Any = None
+    spawn: Callable[..., Awaitable[Any]] | None = None
+    group: Sequence[Trajectory] | None = None
+    step: int = 0
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Judge(Protocol):
+    async def score(self, task: Task, trajectory: Trajectory, ctx: JudgeContext) -> JudgeResult: ...
+
+
+class FunctionJudge:
+    """A judge from a function ``f(task, trajectory) -> float | JudgeResult`` (sync or async).
+
+    Example:
+        >>> j = FunctionJudge(lambda task, traj: float(traj.final_text == task.answer), name="exact")
+    """
+
+    def __init__(self, fn: Callable[..., Any], name: str = "reward") -> None:
+        self.fn = fn
+        self.name = name
+
+    async def score(self, task: Task, trajectory: Trajectory, ctx: JudgeContext) -> JudgeResult:
+        out = self.fn(task, trajectory)
+        if hasattr(out, "__await__"):
+            out = await out
+        if isinstance(out, JudgeResult):
+            return out
+        r = float(out)
+        return JudgeResult(reward=r, facets={self.name: r})
+
+
+class NullJudge:
+    """Reward 0 for every trajectory (envs without a judge)."""
+
+    async def score(self, task: Task, trajectory: Trajectory, ctx: JudgeContext) -> JudgeResult:
+        return JudgeResult(reward=0.0)
+
+
+def _finite(x: float) -> float:
+    return x if math.isfinite(x) else 0.0
+
+
+async def safe_score(
+    judge: Judge,
+    task: Task,
+    trajectory: Trajectory,
+    ctx: JudgeContext,
+    *,
+    on_error: Literal["zero", "raise"] = "zero",
+    timeout: float | None = None,
+) -> JudgeResult:
+    """Score with the failure policy: on an exception (or a non-finite reward) return reward 0 with a
+    ``judge_error`` facet and the reason in ``info``; ``on_error="raise"`` re-raises instead."""
+    try:
+        if timeout is not None:
+            with anyio.fail_after(timeout):
+                res = await judge.score(task, trajectory, ctx)
+        else:
+            res = await judge.score(task, trajectory, ctx)
+        if not isinstance(res, JudgeResult):
+            raise TypeError(f"judge {type(judge).__name__} returned {type(res).__name__}, expected JudgeResult")
+        if not math.isfinite(res.reward):
+            raise ValueError(f"judge {type(judge).__name__} returned a non-finite reward {res.reward}")
+        return res
+    except anyio.get_cancelled_exc_class():
+        raise
+    except Exception as e:
+        if on_error == "raise":
+            raise
+        return JudgeResult(
+            reward=0.0,
+            facets={"judge_error": 1.0},
+            info={"judge_error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=5)},
+        )
+
+
+class Weighted:
+    """Weighted sum of judges: ``Weighted([(correct, 1.0), (fmt, 0.1)])``.
+
+    Each judge's facets are reported under ``name/facet`` plus its own reward under ``name``; a failing
+    member contributes 0 and a ``name/judge_error`` facet, and the others still count. Members run
+    concurrently.
+    """
+
+    def __init__(self, judges: Sequence[tuple[Judge, float]], names: Sequence[str] | None = None) -> None:
+        if not judges:
+            raise ValueError("Weighted needs at least one (judge, weight) pair")
+        self.judges = list(judges)
+        self.names = list(names) if names else [
+            getattr(j, "name", None) or type(j).__name__ for j, _ in self.judges
+        ]
+        if len(self.names) != len(self.judges):
+            raise ValueError(f"{len(self.names)} names for {len(self.judges)} judges")
+        seen: dict[str, int] = {}
+        for i, n in enumerate(self.names):  # make names unique: exact, exact_2, …
+            if n in seen:
+                seen[n] += 1
+                self.names[i] = f"{n}_{seen[n]}"
+            else:
+                seen[n] = 1
+
+    async def score(self, task: Task, trajectory: Trajectory, ctx: JudgeContext) -> JudgeResult:
+        results: list[JudgeResult | None] = [None] * len(self.judges)
+
+        async def one(i: int, j: Judge) -> None:
+            results[i] = await safe_score(j, task, trajectory, ctx)
+
+        async with anyio.create_task_group() as tg:
+            for i, (j, _) in enumerate(self.judges):
+                tg.start_soon(one, i, j)
+        total = 0.0
+        facets: dict[str, float] = {}
+        info: dict[str, Any] = {}
+        for name, (_, w), res in zip(self.names, self.judges, results):
+            assert res is not None
+            total += w * _finite(res.reward)
+            facets[name] = res.reward
+            for k, v in res.facets.items():
+                facets[f"{name}/{k}"] = v
+            if res.info:
+                info[name] = res.info
+        return JudgeResult(reward=total, facets=facets, info=info)

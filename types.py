@@ -1,0 +1,298 @@
+"""Wire types: the only place swarmgym's data model is defined.
+
+Everything that crosses a boundary (policy ↔ loop ↔ tools ↔ judge ↔ store ↔ trainer) is one of these
+pydantic v2 models. They follow the OpenAI chat format so any OpenAI-compatible server plugs in, and they
+round-trip through JSON exactly (``Model.model_validate_json(m.model_dump_json()) == m``).
+
+Wire values (messages, tool calls, completions, tasks, judge results) are frozen: a trajectory is a record of
+what happened, and a shared message must never change under a second reader. ``Trajectory`` itself is
+mutable because the loop builds it step by step.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "Role",
+    "TextPart",
+    "ImagePart",
+    "ContentPart",
+    "ToolCall",
+    "Message",
+    "ToolSpec",
+    "ToolResult",
+    "SamplingParams",
+    "Usage",
+    "Completion",
+    "Task",
+    "JudgeResult",
+    "TrajectoryStatus",
+    "Trajectory",
+    "new_id",
+    "text_of",
+]
+
+Role = Literal["system", "user", "assistant", "tool"]
+TrajectoryStatus = Literal["ok", "truncated", "error", "cancelled"]
+
+
+def new_id(prefix: str = "") -> str:
+    """A short random id (uuid4 hex, 16 chars) with an optional prefix."""
+    return prefix + uuid.uuid4().hex[:16]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TextPart(_Wire):
+    """A text part of a multimodal message."""
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ImagePart(_Wire):
+    """An image part: ``image_url`` is ``{"url": "https://…" | "data:image/png;base64,…", "detail"?: …}``."""
+
+    type: Literal["image_url"] = "image_url"
+    image_url: dict[str, str]
+
+    @field_validator("image_url")
+    @classmethod
+    def _has_url(cls, v: dict[str, str]) -> dict[str, str]:
+        if "url" not in v:
+            raise ValueError("image_url needs a 'url' key (an http(s) URL or a data: URI)")
+        return v
+
+
+ContentPart = Union[TextPart, ImagePart]
+
+
+class ToolCall(_Wire):
+    """A tool call requested by the model.
+
+    ``arguments`` is the parsed JSON object when the model produced valid JSON, otherwise the raw string
+    exactly as sampled; the loop turns a raw string into an error observation for the model.
+    """
+
+    id: str
+    """Call id, echoed back in the tool message's ``tool_call_id``."""
+    name: str
+    """Name of the tool the model wants to call."""
+    arguments: Union[dict[str, Any], str] = Field(default_factory=dict)
+    """Parsed JSON arguments, or the raw string when they did not parse to a JSON object."""
+
+    @property
+    def is_malformed(self) -> bool:
+        """True when the model's arguments were not a JSON object."""
+        return isinstance(self.arguments, str)
+
+    def to_openai(self) -> dict[str, Any]:
+        """This call in the OpenAI ``tool_calls`` wire shape (arguments as a JSON string)."""
+        import json
+
+        args = self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": args}}
+
+    @classmethod
+    def from_openai(cls, raw: dict[str, Any]) -> ToolCall:
+        """Parse one OpenAI ``tool_calls`` entry; malformed JSON arguments are kept as the raw string."""
+        import json
+
+        fn = raw.get("function") or {}
+        args_raw = fn.get("arguments", "")
+        args: dict[str, Any] | str
+        if isinstance(args_raw, dict):
+            args = args_raw
+        else:
+            try:
+                parsed = json.loads(args_raw) if args_raw else {}
+                args = parsed if isinstance(parsed, dict) else str(args_raw)
+            except (ValueError, TypeError):
+                args = str(args_raw)
+        return cls(id=str(raw.get("id") or new_id("call_")), name=str(fn.get("name", "")), arguments=args)
+
+
+class Message(_Wire):
+    """One chat message in the OpenAI format."""
+
+    role: Role
+    content: Union[str, list[ContentPart], None] = None
+    """Text, a list of text/image parts, or None (an assistant message that only calls tools)."""
+    tool_calls: Union[list[ToolCall], None] = None
+    """Tool calls of an assistant message."""
+    tool_call_id: Union[str, None] = None
+    """For a tool message: the id of the call it answers."""
+    name: Union[str, None] = None
+    """For a tool message: the tool's name; otherwise an optional participant name."""
+    reasoning_content: Union[str, None] = None
+    """Reasoning text returned separately by some servers (kept, never re-rendered into content)."""
+
+    @property
+    def text(self) -> str:
+        """The text of this message (image parts skipped)."""
+        return text_of(self.content)
+
+    def to_openai(self) -> dict[str, Any]:
+        """This message as an OpenAI chat request dict (no None fields)."""
+        d: dict[str, Any] = {"role": self.role}
+        if isinstance(self.content, list):
+            d["content"] = [p.model_dump() for p in self.content]
+        else:
+            d["content"] = self.content
+        if self.tool_calls:
+            d["tool_calls"] = [c.to_openai() for c in self.tool_calls]
+        if self.tool_call_id is not None:
+            d["tool_call_id"] = self.tool_call_id
+        if self.name is not None:
+            d["name"] = self.name
+        return d
+
+
+def text_of(content: Union[str, list[ContentPart], None]) -> str:
+    """Text of a message content (parts joined, images skipped)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(p.text for p in content if isinstance(p, TextPart))
+
+
+class ToolSpec(_Wire):
+    """A tool as the model sees it (OpenAI function-tool shape)."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    """JSON Schema of the arguments object."""
+
+    def to_openai(self) -> dict[str, Any]:
+        """This spec as an OpenAI ``tools`` entry."""
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
+
+
+class ToolResult(_Wire):
+    """What a tool returned for one call."""
+
+    call_id: str
+    content: Union[str, list[ContentPart]] = ""
+    is_error: bool = False
+    """True when the call failed (unknown tool, bad arguments, exception, timeout)."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Anything for logs and judges (exit code, duration, truncation); never shown to the model."""
+
+
+class SamplingParams(_Wire):
+    """Sampling parameters passed to a policy."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: Union[int, None] = None
+    stop: Union[list[str], None] = None
+    seed: Union[int, None] = None
+    logprobs: bool = True
+    """Ask the server for per-token logprobs (and token ids when it can give them)."""
+    extra: dict[str, Any] = Field(default_factory=dict)
+    """Extra request fields passed through verbatim (e.g. ``top_k``, ``repetition_penalty``)."""
+
+
+class Usage(_Wire):
+    """Token counts reported for one completion."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Completion(_Wire):
+    """One model call's result: the assistant message plus token-exact data when the server gives it."""
+
+    message: Message
+    prompt_ids: Union[list[int], None] = None
+    """Token ids of the prompt exactly as the server saw it."""
+    completion_ids: Union[list[int], None] = None
+    """Token ids exactly as sampled."""
+    logprobs: Union[list[float], None] = None
+    """Sampler logprob of each completion id (same length as ``completion_ids``)."""
+    policy_version: int = 0
+    """Version of the policy weights that produced this completion (partial rollouts span versions)."""
+    finish_reason: Union[str, None] = None
+    usage: Usage = Field(default_factory=Usage)
+    token_exact: bool = False
+    """True when ``prompt_ids``/``completion_ids`` are the server's own ids (not re-tokenised text)."""
+    latency_s: float = 0.0
+    """Wall time of the call (for metrics)."""
+
+
+class Task(_Wire):
+    """A problem an episode works on."""
+
+    id: str
+    prompt: Union[str, list[Message]]
+    """The user prompt, or a whole starting conversation."""
+    answer: Any = None
+    """Reference answer for judges (any JSON value)."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Source, difficulty, oracle hints, constraint specs added by enhancers …"""
+
+
+class JudgeResult(_Wire):
+    """A judge's verdict: scalar reward plus named facets (each usually in [0, 1])."""
+
+    reward: float = 0.0
+    facets: dict[str, float] = Field(default_factory=dict)
+    info: dict[str, Any] = Field(default_factory=dict)
+
+
+class Trajectory(BaseModel):
+    """The full record of one episode; children (sub-agents, agent judges) point up through ``parent_id``."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+    id: str = Field(default_factory=lambda: new_id("traj_"))
+    task_id: str = ""
+    sample_index: int = 0
+    """Index of this sample within its group (the store's resume key is ``(task_id, sample_index)``)."""
+    env_id: str = ""
+    group_id: Union[str, None] = None
+    parent_id: Union[str, None] = None
+    role: str = "main"
+    trainable: bool = True
+    """False for frozen roles (sub-agents, judges): their tokens never get a loss."""
+    messages: list[Message] = Field(default_factory=list)
+    """Full conversation, whatever the context strategy showed the policy."""
+    completions: list[Completion] = Field(default_factory=list)
+    tools: list[ToolSpec] = Field(default_factory=list)
+    reward: float = 0.0
+    judge: Union[JudgeResult, None] = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    status: TrajectoryStatus = "ok"
+    error: Union[str, None] = None
+    children: list[str] = Field(default_factory=list)
+    """Ids of child trajectories spawned by this episode (stored separately)."""
+    info: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def num_turns(self) -> int:
+        """Number of assistant turns."""
+        return sum(1 for m in self.messages if m.role == "assistant")
+
+    @property
+    def final_text(self) -> str:
+        """Text of the last assistant message ('' if none)."""
+        for m in reversed(self.messages):
+            if m.role == "assistant":
+                return m.text
+        return ""
+
+    @property
+    def policy_versions(self) -> list[int]:
+        """Policy version of each completion, in order (segments of a partial rollout)."""
+        return [c.policy_version for c in self.completions]
