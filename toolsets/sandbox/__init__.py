@@ -1,1 +1,59 @@
-"""(filled in by its issue)."""
+"""Sandboxes for model-written code: a protocol, three backends, a warm pool, image build and gc.
+
+Backends: ``local`` (bubblewrap, the default), ``docker`` (hardened containers; extra ``[docker]``) and
+``unsafe`` (a plain subprocess; explicit opt-in, warns). Names are loaded on first use so importing this
+package costs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "Sandbox",
+    "ExecResult",
+    "PythonResult",
+    "SandboxState",
+    "SandboxConfig",
+    "SandboxLimits",
+    "SandboxPool",
+    "PoolStats",
+    "create_sandbox",
+    "AgentSandbox",
+    "gc",
+]
+
+_LAZY = {
+    "Sandbox": ".base",
+    "ExecResult": ".base",
+    "PythonResult": ".base",
+    "SandboxState": ".base",
+    "SandboxConfig": ".base",
+    "SandboxLimits": ".base",
+    "SandboxPool": ".pool",
+    "PoolStats": ".pool",
+    "create_sandbox": ".factory",
+    "AgentSandbox": ".client",
+    "gc": ".reaper",
+}
+
+if TYPE_CHECKING:
+    from .base import ExecResult, PythonResult, Sandbox, SandboxConfig, SandboxLimits, SandboxState
+    from .client import AgentSandbox
+    from .factory import create_sandbox
+    from .pool import PoolStats, SandboxPool
+    from .reaper import gc
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,581 @@
+"""The environment contract: :class:`AgentEnv`, a gymnasium Env for multi-turn tool-using agents.
+
+An AgentEnv composes a task source, toolsets (optionally in a sandbox), a judge and prompt enhancers. One
+episode is: ``areset`` picks and enhances a task and builds the opening conversation; each ``astep`` takes
+one assistant turn, runs its tool calls concurrently and appends their results; when the model answers
+without tool calls (or a terminal tool succeeds) the episode *terminates*, at the turn limit it is
+*truncated*, and either way the judge scores the trajectory and the reward is returned by that last step.
+
+The sync Gym API (``reset``/``step``) runs the very same ``areset``/``astep`` through an anyio blocking
+portal (a private event-loop thread, closed by ``close()``), and :func:`swarmgym.loop.run_episode` drives
+``areset``/``astep`` with a policy: there is one code path.
+
+Example:
+    >>> from swarmgym import AgentEnv, Task
+    >>> env = AgentEnv([Task(id="t0", prompt="Say hi", answer="hi")])
+    >>> obs, info = env.reset(seed=0)
+    >>> obs["messages"][-1].content
+    'Say hi'
+    >>> obs, reward, terminated, truncated, info = env.step("hi")
+    >>> terminated
+    True
+    >>> env.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import anyio
+import gymnasium
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import ConfigError
+from ..judges.base import Judge, JudgeContext, NullJudge, Weighted, safe_score
+from ..toolsets.base import ToolContext
+from ..types import (
+    Completion,
+    Message,
+    Task,
+    ToolCall,
+    ToolResult,
+    ToolSpec,
+    Trajectory,
+    TrajectoryStatus,
+)
+from .spaces import AssistantActionSpace, coerce_action, observation_space
+
+__all__ = ["AgentEnv", "EpisodeLimits", "TaskSource", "PromptEnhancer", "truncate_middle"]
+
+
+class EpisodeLimits(BaseModel):
+    """Per-episode limits. Every limit that can hang has a deadline."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_turns: int = Field(10, ge=1)
+    """Assistant turns before the episode is truncated."""
+    max_tool_calls_per_turn: int = Field(16, ge=0)
+    """Calls beyond this in one turn get an error observation instead of running."""
+    tool_timeout_s: float = Field(30.0, gt=0)
+    """Default per-call deadline (a tool's own ``timeout`` overrides it)."""
+    episode_timeout_s: float | None = Field(None, gt=0)
+    """Wall-clock deadline for the whole episode (enforced by run_episode); None = no deadline."""
+    judge_timeout_s: float | None = Field(600.0, gt=0)
+    """Deadline for the judge."""
+    max_tool_output_chars: int = Field(65536, ge=256)
+    """Tool output longer than this is cut in the middle (head and tail kept, with a marker)."""
+    max_total_tool_calls: int | None = Field(None, ge=0)
+    """Total tool calls per episode (sub-agent step budgets); None = unlimited."""
+
+
+class TaskSource(Protocol):
+    """Where tasks come from: a sized, indexable, deterministic collection (a list works)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Task: ...
+
+
+class PromptEnhancer(Protocol):
+    """Rewrites a task (diversified wording, added constraints). ``rng`` is a seeded ``random.Random``.
+
+    An enhancer may also have an attribute ``judge`` (a Judge checking what it added) and ``weight``; the env
+    adds that judge to its own with ``Weighted``.
+    """
+
+    def enhance(self, task: Task, rng: random.Random) -> Task: ...
+
+
+def truncate_middle(text: str, limit: int) -> str:
+    """Keep the head and tail of ``text`` within ``limit`` chars, with a marker saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    keep = limit - 80
+    head = keep // 2
+    tail = keep - head
+    cut = len(text) - head - tail
+    return f"{text[:head]}\n[... {cut} characters truncated ...]\n{text[-tail:]}"
+
+
+class _Episode:
+    """Mutable state of one episode (one AgentEnv instance runs one episode at a time; ``fork`` for more)."""
+
+    __slots__ = ("task", "traj", "ctx", "turn", "done", "stack", "t0", "tool_calls", "tool_errors", "step")
+
+    def __init__(self, task: Task, traj: Trajectory, ctx: ToolContext) -> None:
+        self.task = task
+        self.traj = traj
+        self.ctx = ctx
+        self.turn = 0
+        self.done = False
+        self.stack = contextlib.AsyncExitStack()
+        self.t0 = time.perf_counter()
+        self.tool_calls = 0
+        self.tool_errors = 0
+        self.step = 0
+
+
+class AgentEnv(gymnasium.Env):
+    """A multi-turn, tool-using agent environment (gymnasium API, sync and async).
+
+    Args:
+        tasks: a list of Tasks or any sized, indexable task source (generated lazily, deterministic).
+        toolsets: toolsets whose tools the model may call (tool names must be unique across them).
+        judge: scores the finished trajectory (default: reward 0).
+        enhancers: prompt enhancers applied to each task at reset, in order (seeded by the reset seed).
+        system_prompt: prepended as a system message when the task prompt is a plain string.
+        limits: per-episode limits.
+        sandbox: an object with ``acquire()`` returning an async context manager that yields a sandbox
+            (e.g. a ``SandboxPool``); entered at reset, released after the judge.
+        oracle: ``f(task, messages) -> Message | str | dict``, the reference next action (OraclePolicy).
+        env_id: registry id, recorded in trajectories.
+        policies: a PolicyRouter used when tools or judges ``spawn`` children outside a rollout manager.
+        context_strategy: decides what the policy sees each turn (see swarmgym.loop.ContextStrategy).
+        render_mode: None or "ansi" (``render()`` returns the conversation as text).
+        judge_step: training step handed to judges with schedules (``JudgeContext.step``).
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+
+    def __init__(
+        self,
+        tasks: Sequence[Task] | TaskSource,
+        *,
+        toolsets: Sequence[Any] = (),
+        judge: Judge | None = None,
+        enhancers: Sequence[PromptEnhancer] = (),
+        system_prompt: str | None = None,
+        limits: EpisodeLimits | None = None,
+        sandbox: Any = None,
+        oracle: Callable[[Task, list[Message]], Any] | None = None,
+        env_id: str = "",
+        policies: Any = None,
+        context_strategy: Any = None,
+        render_mode: str | None = None,
+        judge_step: int = 0,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ConfigError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        if not hasattr(tasks, "__len__") or not hasattr(tasks, "__getitem__"):
+            raise ConfigError(f"tasks must be a sequence of Task (or sized and indexable), got {type(tasks).__name__}")
+        self.tasks = tasks
+        self.toolsets = list(toolsets)
+        self.enhancers = list(enhancers)
+        base_judge: Judge = judge if judge is not None else NullJudge()
+        extra = [(e.judge, float(getattr(e, "weight", 1.0))) for e in self.enhancers if getattr(e, "judge", None)]
+        self.judge: Judge = Weighted([(base_judge, 1.0), *extra]) if extra else base_judge
+        self.system_prompt = system_prompt
+        self.limits = limits or EpisodeLimits()
+        self.sandbox = sandbox
+        self.oracle = oracle
+        self.env_id = env_id
+        self.policies = policies
+        self.context_strategy = context_strategy
+        self.render_mode = render_mode
+        self.judge_step = judge_step
+        self._tool_index: dict[str, Any] = {}
+        specs: list[ToolSpec] = []
+        for ts in self.toolsets:
+            if not hasattr(ts, "specs") or not hasattr(ts, "call"):
+                raise ConfigError(f"{type(ts).__name__} is not a toolset (needs specs() and async call())")
+            for spec in ts.specs():
+                if spec.name in self._tool_index:
+                    raise ConfigError(
+                        f"tool name {spec.name!r} is offered by two toolsets "
+                        f"({type(self._tool_index[spec.name]).__name__} and {type(ts).__name__}); rename one"
+                    )
+                self._tool_index[spec.name] = ts
+                specs.append(spec)
+        self.tool_specs: tuple[ToolSpec, ...] = tuple(specs)
+        self.observation_space = observation_space()
+        self.action_space = AssistantActionSpace()
+        self._ep: _Episode | None = None
+        self._portal: _SyncRunner | None = None
+
+    # ------------------------------------------------------------------ helpers
+
+    def fork(self) -> AgentEnv:
+        """A new env sharing this one's configuration (tasks, toolsets, judge …) with fresh episode state.
+
+        One AgentEnv runs one episode at a time; the rollout manager forks one per concurrent episode.
+        """
+        new = copy.copy(self)
+        new._ep = None
+        new._portal = None
+        new._np_random = None
+        new._np_random_seed = None
+        return new
+
+    @property
+    def trajectory(self) -> Trajectory | None:
+        """The trajectory of the current (or last) episode."""
+        return self._ep.traj if self._ep else None
+
+    @property
+    def task(self) -> Task | None:
+        return self._ep.task if self._ep else None
+
+    @property
+    def tool_context(self) -> ToolContext | None:
+        return self._ep.ctx if self._ep else None
+
+    @property
+    def done(self) -> bool:
+        return self._ep is None or self._ep.done
+
+    def _observation(self) -> dict[str, Any]:
+        assert self._ep is not None
+        return {"messages": tuple(self._ep.traj.messages), "tools": self.tool_specs}
+
+    def _select_task(self, options: dict[str, Any]) -> Task:
+        if "task" in options and options["task"] is not None:
+            t = options["task"]
+            return t if isinstance(t, Task) else Task.model_validate(t)
+        n = len(self.tasks)
+        if n == 0:
+            raise ConfigError("this env has no tasks; pass tasks=[Task(...)] or options={'task': ...}")
+        if "task_index" in options:
+            idx = int(options["task_index"])
+            if not 0 <= idx < n:
+                raise ConfigError(f"task_index {idx} out of range for {n} tasks")
+        else:
+            idx = int(self.np_random.integers(n))
+        return self.tasks[idx]
+
+    def _opening(self, task: Task) -> list[Message]:
+        if isinstance(task.prompt, str):
+            msgs = [Message(role="system", content=self.system_prompt)] if self.system_prompt else []
+            msgs.append(Message(role="user", content=task.prompt))
+            return msgs
+        return list(task.prompt)
+
+    # ------------------------------------------------------------------ async API
+
+    async def areset(
+        self,
+        *,
+        seed: int | None = None,
+        options: dict[str, Any] | None = None,
+        task: Task | None = None,
+        role: str = "main",
+        trainable: bool = True,
+        parent_id: str | None = None,
+        group_id: str | None = None,
+        sample_index: int = 0,
+        spawn: Callable[..., Any] | None = None,
+        depth: int = 0,
+        trajectory_id: str | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Start an episode; returns ``(observation, info)``.
+
+        Args:
+            seed: seeds task selection and enhancers (gymnasium semantics).
+            options: ``{"task": Task | dict}`` or ``{"task_index": i}`` to choose the task.
+            task: the task to run (same as ``options={"task": task}``).
+            role, trainable, parent_id, group_id, sample_index: recorded in the trajectory.
+            spawn: the child-episode launcher tools and judges see as ``ctx.spawn``.
+            depth: spawn depth of this episode.
+            trajectory_id: use this id for the trajectory (default: a fresh random id).
+        """
+        if self._ep is not None and not self._ep.done:
+            await self.aclose_episode("cancelled", "reset before the episode finished")
+        super().reset(seed=seed)
+        opts = dict(options or {})
+        if task is not None:
+            opts["task"] = task
+        t = self._select_task(opts)
+        if self.enhancers:
+            rng = random.Random(int(self.np_random.integers(2**62)))
+            for e in self.enhancers:
+                t = e.enhance(t, rng)
+        traj = Trajectory(
+            task_id=t.id,
+            sample_index=sample_index,
+            env_id=self.env_id,
+            group_id=group_id,
+            parent_id=parent_id,
+            role=role,
+            trainable=trainable,
+            messages=self._opening(t),
+            tools=list(self.tool_specs),
+        )
+        if trajectory_id is not None:
+            traj.id = trajectory_id
+        ctx = ToolContext(
+            task=t, spawn=spawn or self._default_spawn, env=self, episode_id=traj.id, role=role, depth=depth
+        )
+        ep = _Episode(t, traj, ctx)
+        self._ep = ep
+        try:
+            if self.sandbox is not None:
+                ctx.sandbox = await ep.stack.enter_async_context(self.sandbox.acquire())
+            for ts in self.toolsets:
+                setup = getattr(ts, "setup", None)
+                if setup is not None:
+                    await setup(ctx)
+                teardown = getattr(ts, "teardown", None)
+                if teardown is not None:
+                    ep.stack.push_async_callback(teardown, ctx)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await ep.stack.aclose()
+            ep.done = True
+            raise
+        return self._observation(), {"task_id": t.id, "turn": 0}
+
+    async def astep(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        """Take one assistant turn; returns ``(obs, reward, terminated, truncated, info)``.
+
+        ``action`` is a str, an OpenAI-style assistant dict, a Message or a Completion (from a policy).
+
+        Raises:
+            ConfigError: no episode is running (call reset first) or the action has the wrong type.
+        """
+        ep = self._ep
+        if ep is None or ep.done:
+            raise ConfigError("no episode is running: call reset() (or areset()) before step()")
+        try:
+            completion = coerce_action(action)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"invalid action: {e}") from e
+        traj = ep.traj
+        msg = completion.message
+        traj.messages.append(msg)
+        traj.completions.append(completion)
+        ep.turn += 1
+        calls = msg.tool_calls or []
+        terminated = not calls
+        n_err = 0
+        if calls:
+            results = await self._run_calls(ep, calls)
+            for call, res in zip(calls, results):
+                if res.is_error:
+                    n_err += 1
+                content = res.content
+                if isinstance(content, str):
+                    content = truncate_middle(content, self.limits.max_tool_output_chars)
+                traj.messages.append(Message(role="tool", content=content, tool_call_id=call.id, name=call.name))
+                if not res.is_error and self._is_terminal(call.name):
+                    terminated = True
+        budget = self.limits.max_total_tool_calls
+        truncated = not terminated and (
+            ep.turn >= self.limits.max_turns or (budget is not None and ep.tool_calls >= budget)
+        )
+        info: dict[str, Any] = {"turn": ep.turn, "tool_calls": len(calls), "tool_errors": n_err}
+        reward = 0.0
+        if terminated or truncated:
+            await self._finish(ep, "truncated" if truncated else "ok")
+            reward = traj.reward
+            info["status"] = traj.status
+            if traj.judge is not None:
+                info["facets"] = dict(traj.judge.facets)
+        return self._observation(), reward, terminated, truncated, info
+
+    def _is_terminal(self, name: str) -> bool:
+        ts = self._tool_index.get(name)
+        f = getattr(ts, "is_terminal", None)
+        return bool(f and f(name))
+
+    async def _run_calls(self, ep: _Episode, calls: list[ToolCall]) -> list[ToolResult]:
+        limit = self.limits.max_tool_calls_per_turn
+        budget = self.limits.max_total_tool_calls
+        results: list[ToolResult | None] = [None] * len(calls)
+        runnable: list[int] = []
+        for i, call in enumerate(calls):
+            if i >= limit:
+                results[i] = ToolResult(
+                    call_id=call.id,
+                    content=f"not run: at most {limit} tool calls per turn (this turn made {len(calls)})",
+                    is_error=True,
+                )
+            elif budget is not None and ep.tool_calls >= budget:
+                results[i] = ToolResult(
+                    call_id=call.id, content=f"not run: the episode's budget of {budget} tool calls is used up", is_error=True
+                )
+            else:
+                ep.tool_calls += 1
+                runnable.append(i)
+        if len(runnable) == 1:  # the common case: no task group needed
+            i = runnable[0]
+            results[i] = await self._run_one(ep, calls[i])
+        elif runnable:
+
+            async def one(i: int) -> None:
+                results[i] = await self._run_one(ep, calls[i])
+
+            async with anyio.create_task_group() as tg:
+                for i in runnable:
+                    tg.start_soon(one, i)
+        out = [r for r in results if r is not None]
+        ep.tool_errors += sum(1 for r in out if r.is_error)
+        return out
+
+    async def _run_one(self, ep: _Episode, call: ToolCall) -> ToolResult:
+        ts = self._tool_index.get(call.name)
+        if ts is None:
+            names = ", ".join(self._tool_index) or "none"
+            return ToolResult(call_id=call.id, content=f"unknown tool '{call.name}'; available tools: {names}", is_error=True)
+        timeout_for = getattr(ts, "timeout_for", None)
+        timeout = (timeout_for(call.name) if timeout_for else None) or self.limits.tool_timeout_s
+        t0 = time.perf_counter()
+        res: ToolResult | None = None
+        try:
+            with anyio.move_on_after(timeout) as scope:
+                res = await ts.call(call, ep.ctx)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as e:  # a toolset that breaks its own contract still must not kill the episode
+            res = ToolResult(call_id=call.id, content=f"tool '{call.name}' failed: {type(e).__name__}: {e}", is_error=True)
+        dt = time.perf_counter() - t0
+        m = ep.traj.metrics
+        m["tool_time_s"] = m.get("tool_time_s", 0.0) + dt
+        if scope.cancelled_caught or res is None:
+            return ToolResult(
+                call_id=call.id,
+                content=f"tool '{call.name}' timed out after {timeout:g} s and was cancelled",
+                is_error=True,
+                metadata={"timeout": True},
+            )
+        return res
+
+    async def _finish(self, ep: _Episode, status: TrajectoryStatus, error: str | None = None) -> None:
+        """Judge (unless cancelled/error), release the sandbox and toolset state, fill in metrics."""
+        if ep.done:
+            return
+        ep.done = True
+        traj = ep.traj
+        traj.status = status
+        if error is not None:
+            traj.error = error
+        try:
+            if status in ("ok", "truncated"):
+                jctx = JudgeContext(sandbox=ep.ctx.sandbox, spawn=ep.ctx.spawn, state=ep.ctx.state, step=self.judge_step)
+                res = await safe_score(self.judge, ep.task, traj, jctx, timeout=self.limits.judge_timeout_s)
+                traj.judge = res
+                traj.reward = res.reward
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await ep.stack.aclose()
+                except Exception as e:  # a failed release must not lose the finished trajectory
+                    traj.info["teardown_error"] = f"{type(e).__name__}: {e}"
+            m = traj.metrics
+            m["turns"] = float(ep.turn)
+            m["tool_calls"] = float(ep.tool_calls)
+            m["tool_errors"] = float(ep.tool_errors)
+            m["wall_s"] = time.perf_counter() - ep.t0
+            m["model_time_s"] = sum(c.latency_s for c in traj.completions)
+            m.update(ep.ctx.metrics)
+
+    async def aclose_episode(self, status: TrajectoryStatus = "cancelled", error: str | None = None) -> None:
+        """End the running episode without judging (cancelled/error), releasing its resources."""
+        if self._ep is not None and not self._ep.done:
+            await self._finish(self._ep, status, error)
+
+    async def _default_spawn(
+        self, env: Any, task: Task, role: str = "subagent", limits: Any = None, **kw: Any
+    ) -> Trajectory:
+        """Run a child episode inline (used when no rollout manager supplies a spawn)."""
+        from ..loop import run_episode
+        from .registry import make
+
+        if self.policies is None:
+            raise ConfigError(
+                "spawn needs a policy for the child: run the episode through a RolloutManager or pass "
+                "policies=PolicyRouter(...) to the env"
+            )
+        child = make(env) if isinstance(env, str) else env
+        if limits is not None and hasattr(child, "limits"):
+            child = child.fork()
+            child.limits = limits
+        parent = self._ep
+        return await run_episode(
+            child,
+            self.policies,
+            task,
+            role=role,
+            parent_id=parent.traj.id if parent else None,
+            depth=(parent.ctx.depth + 1) if parent else 1,
+            **kw,
+        )
+
+    # ------------------------------------------------------------------ Gym API
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._portal is None:
+            self._portal = _SyncRunner()
+        return self._portal.call(fn, *args, **kwargs)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        """Gym reset: ``options`` may hold ``{"task": Task}`` or ``{"task_index": i}``."""
+        return self._call(self.areset, seed=seed, options=options)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Gym step: one assistant turn (str, dict, Message or Completion)."""
+        return self._call(self.astep, action)
+
+    def render(self) -> str | None:
+        """The conversation as text (render_mode "ansi")."""
+        if self.render_mode != "ansi" or self._ep is None:
+            return None
+        lines = []
+        for m in self._ep.traj.messages:
+            text = m.text
+            if m.tool_calls:
+                text += "".join(f"\n  -> {c.name}({c.arguments})" for c in m.tool_calls)
+            lines.append(f"[{m.role}] {text}")
+        return "\n".join(lines) + "\n"
+
+    def close(self) -> None:
+        """End a running episode (as cancelled) and stop the sync runner. Safe to call twice."""
+        if self._ep is not None and not self._ep.done:
+            if self._portal is not None:
+                self._portal.call(self.aclose_episode)
+            else:
+                anyio.run(self.aclose_episode)
+        if self._portal is not None:
+            runner, self._portal = self._portal, None
+            runner.close()
+        super().close()
+
+
+class _SyncRunner:
+    """An event loop on a private daemon thread that runs the async API for the sync Gym API.
+
+    Not anyio's blocking portal: its worker thread is non-daemon, so a user who forgets ``env.close()``
+    would hang the interpreter at exit. anyio code runs unchanged on this plain asyncio loop.
+    """
+
+    def __init__(self) -> None:
+        import asyncio
+        import threading
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="swarmgym-env", daemon=True)
+        self._thread.start()
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), self._loop).result()
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    def __del__(self) -> None:  # best effort: never leave a spinning loop behind
+        try:
+            if not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._loop.stop)
+        except Exception:
+            pass

@@ -1,0 +1,200 @@
+"""Built-in math envs on reasoning-gym's offline, seeded generators.
+
+- ``swarmgym/Math-v0``: a problem, the answer in ``\\boxed{}``; scored by reasoning-gym's own
+  ``score_answer`` (exact for each generator's format, including generators with several valid answers)
+  combined with a math-equivalence check.
+- ``swarmgym/ToolMath-v0``: arithmetic with the safe ``calculator`` tool, so every episode makes real tool
+  calls (the oracle calls the calculator, then answers with its result).
+
+reasoning_gym takes ~0.7 s to import, so it is loaded when the first task is generated, never at
+``import swarmgym``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ..judges.base import JudgeContext
+from ..toolsets.calculator import CalculatorToolset
+from ..types import JudgeResult, Message, Task, Trajectory
+from .core import AgentEnv, EpisodeLimits
+
+__all__ = ["ReasoningGymTasks", "ReasoningGymJudge", "make_math_env", "make_tool_math_env"]
+
+MATH_DATASETS = ("basic_arithmetic", "chain_sum", "gcd", "lcm", "fraction_simplification", "prime_factorization")
+TOOL_DATASETS = ("basic_arithmetic", "chain_sum")
+
+MATH_SYSTEM = "Solve the problem. Think step by step, then give only the final answer inside \\boxed{}."
+TOOL_SYSTEM = (
+    "Solve the problem. Use the calculator tool for every computation, then give only the final answer "
+    "inside \\boxed{}."
+)
+
+
+class ReasoningGymTasks:
+    """A lazily generated, deterministic task source over one or more reasoning-gym generators.
+
+    Item ``i`` comes from generator ``i % k`` at index ``i // k`` (k generators), so every prefix mixes
+    them evenly.
+
+    Args:
+        datasets: reasoning-gym generator names.
+        size: number of tasks.
+        seed: generator seed (same seed → same tasks).
+        config: extra generator options per dataset name (e.g. ``{"basic_arithmetic": {"max_terms": 4}}``).
+    """
+
+    def __init__(
+        self,
+        datasets: Sequence[str] = MATH_DATASETS,
+        size: int = 1000,
+        seed: int = 0,
+        config: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        if not datasets:
+            raise ValueError("datasets must name at least one reasoning-gym generator")
+        self.names = list(datasets)
+        self.size = int(size)
+        self.seed = int(seed)
+        self.config = dict(config or {})
+        self._ds: dict[str, Any] = {}
+
+    def dataset(self, name: str) -> Any:
+        ds = self._ds.get(name)
+        if ds is None:
+            import reasoning_gym
+
+            per = -(-self.size // len(self.names))
+            try:
+                ds = reasoning_gym.create_dataset(name, size=max(per, 1), seed=self.seed, **self.config.get(name, {}))
+            except Exception as e:
+                from ..errors import ConfigError
+
+                raise ConfigError(f"reasoning-gym could not create dataset {name!r}: {e}") from e
+            self._ds[name] = ds
+        return ds
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i: int) -> Task:
+        if not -self.size <= i < self.size:
+            raise IndexError(f"task index {i} out of range ({self.size} tasks)")
+        i %= self.size
+        k = len(self.names)
+        name = self.names[i % k]
+        entry = self.dataset(name)[i // k]
+        meta = json.loads(json.dumps(entry.get("metadata", {}), default=str))
+        return Task(
+            id=f"{name}-{self.seed}-{i // k}",
+            prompt=entry["question"],
+            answer=str(entry["answer"]),
+            metadata={"dataset": name, "index": i // k, "rg": meta},
+        )
+
+    def entry(self, task: Task) -> dict[str, Any]:
+        """The reasoning-gym entry a task came from (for ``score_answer``)."""
+        return self.dataset(task.metadata["dataset"])[int(task.metadata["index"])]
+
+
+def _boxed(text: str) -> str | None:
+    from ..judges.extract import extract_boxed
+
+    return extract_boxed(text)
+
+
+class ReasoningGymJudge:
+    """Reward 1 when the ``\\boxed{}`` answer is right: reasoning-gym's ``score_answer`` first (it knows
+    each generator's answer format), then math-equivalence (math-verify) for other forms of the same value.
+
+    Facets: ``correct`` (the reward), ``format`` (1 if a boxed answer was found).
+    """
+
+    name = "math"
+
+    def __init__(self, source: ReasoningGymTasks) -> None:
+        self.source = source
+
+    async def score(self, task: Task, trajectory: Trajectory, ctx: JudgeContext) -> JudgeResult:
+        pred = _boxed(trajectory.final_text)
+        if pred is None:
+            return JudgeResult(reward=0.0, facets={"correct": 0.0, "format": 0.0}, info={"reason": "no \\boxed{} answer"})
+        try:
+            r = float(self.source.dataset(task.metadata["dataset"]).score_answer(pred, self.source.entry(task)))
+        except Exception:
+            r = 0.0
+        if r < 1.0:
+            r = max(r, _math_equal(pred, str(task.answer)))
+        return JudgeResult(reward=r, facets={"correct": r, "format": 1.0}, info={"pred": pred})
+
+
+def _math_equal(pred: str, gold: str) -> float:
+    try:
+        from ..judges.math import math_equal
+    except ImportError:  # math judge not available: exact string comparison only
+        return float(pred.strip() == gold.strip())
+    return float(math_equal(pred, gold))
+
+
+def _math_oracle(task: Task, messages: list[Message]) -> str:
+    return f"The answer is \\boxed{{{task.answer}}}."
+
+
+def _tool_oracle(task: Task, messages: list[Message]) -> Any:
+    last_tool = next((m for m in reversed(messages) if m.role == "tool"), None)
+    if last_tool is None:
+        expr = task.metadata.get("rg", {}).get("expression") or str(task.answer)
+        n_turn = sum(1 for m in messages if m.role == "assistant")
+        return {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": f"call_{n_turn}", "name": "calculator", "arguments": {"expression": expr}}],
+        }
+    return f"\\boxed{{{last_tool.text}}}"
+
+
+def make_math_env(
+    *,
+    datasets: Sequence[str] = MATH_DATASETS,
+    size: int = 1000,
+    seed: int = 0,
+    system_prompt: str = MATH_SYSTEM,
+    limits: EpisodeLimits | None = None,
+    **kwargs: Any,
+) -> AgentEnv:
+    """``swarmgym/Math-v0``: single-turn math with a boxed answer (kwargs go to AgentEnv)."""
+    src = ReasoningGymTasks(datasets, size=size, seed=seed)
+    return AgentEnv(
+        src,
+        judge=kwargs.pop("judge", None) or ReasoningGymJudge(src),
+        system_prompt=system_prompt,
+        limits=limits or EpisodeLimits(max_turns=1),
+        oracle=kwargs.pop("oracle", _math_oracle),
+        env_id=kwargs.pop("env_id", "swarmgym/Math-v0"),
+        **kwargs,
+    )
+
+
+def make_tool_math_env(
+    *,
+    datasets: Sequence[str] = TOOL_DATASETS,
+    size: int = 1000,
+    seed: int = 0,
+    system_prompt: str = TOOL_SYSTEM,
+    limits: EpisodeLimits | None = None,
+    **kwargs: Any,
+) -> AgentEnv:
+    """``swarmgym/ToolMath-v0``: arithmetic with the calculator tool (kwargs go to AgentEnv)."""
+    src = ReasoningGymTasks(datasets, size=size, seed=seed)
+    return AgentEnv(
+        src,
+        toolsets=kwargs.pop("toolsets", None) or [CalculatorToolset()],
+        judge=kwargs.pop("judge", None) or ReasoningGymJudge(src),
+        system_prompt=system_prompt,
+        limits=limits or EpisodeLimits(max_turns=4),
+        oracle=kwargs.pop("oracle", _tool_oracle),
+        env_id=kwargs.pop("env_id", "swarmgym/ToolMath-v0"),
+        **kwargs,
+    )

@@ -1,0 +1,134 @@
+"""The core agent loop: one async episode, driving ``AgentEnv.areset``/``astep`` with a policy.
+
+This is the only loop in swarmgym: the rollout manager calls it for every episode and child episode, and
+the Gym ``reset``/``step`` API runs the same ``areset``/``astep`` underneath.
+
+Failure handling: a policy error, an env bug or the episode deadline never propagates out of
+:func:`run_episode`; the trajectory comes back with ``status`` ``error``/``truncated`` and the reason in
+``error``. Cancellation (Ctrl-C, a cancelled run) marks it ``cancelled``, releases its sandbox, and
+re-raises so the caller's cancel scope works.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import anyio
+
+from .errors import PolicyError
+from .policies.base import Policy, PolicyContext, PolicyRouter
+from .types import Message, SamplingParams, Task, Trajectory
+
+__all__ = ["run_episode", "ContextStrategy", "IdentityContext"]
+
+_DEFAULT_SAMPLING = SamplingParams()
+
+
+@runtime_checkable
+class ContextStrategy(Protocol):
+    """Decides what the policy sees each turn; the trajectory always keeps the full record.
+
+    ``view`` gets the full conversation and the policy context (``ctx.state`` persists per episode) and
+    returns the messages to send. It may call other policies (a summariser) and may be async.
+    """
+
+    async def view(self, messages: Sequence[Message], ctx: PolicyContext) -> list[Message]: ...
+
+
+class IdentityContext:
+    """The policy sees the whole conversation (the default)."""
+
+    async def view(self, messages: Sequence[Message], ctx: PolicyContext) -> list[Message]:
+        return list(messages)
+
+
+async def run_episode(
+    env: Any,
+    policy: Policy | PolicyRouter,
+    task: Task | None = None,
+    *,
+    sampling: SamplingParams | None = None,
+    role: str = "main",
+    seed: int | None = None,
+    group_id: str | None = None,
+    sample_index: int = 0,
+    parent_id: str | None = None,
+    spawn: Any = None,
+    depth: int = 0,
+    trajectory_id: str | None = None,
+    before_call: Any = None,
+    fork: bool = True,
+) -> Trajectory:
+    """Run one episode of ``env`` with ``policy`` and return its trajectory (never raises for episode
+    failures; see the module docstring).
+
+    Args:
+        env: an AgentEnv (forked first unless ``fork=False``, so the caller's env is untouched).
+        policy: a Policy, or a PolicyRouter (``role`` selects the policy; frozen roles → trainable=False).
+        task: the task (default: drawn by the env from ``seed``).
+        sampling: sampling parameters for every model call.
+        role: policy role of this episode ("main", "subagent", "judge", …).
+        seed: env reset seed.
+        group_id, sample_index, parent_id, depth, trajectory_id: recorded in the trajectory / context.
+        spawn: child-episode launcher exposed to tools and judges (default: inline child episodes).
+        before_call: optional ``async f(ctx: PolicyContext) -> Policy | None`` run before every model call
+            (the rollout manager uses it for pausing, per-role limits and swapping policy versions).
+        fork: run on ``env.fork()`` (default) instead of ``env`` itself.
+    """
+    router = PolicyRouter.of(policy)
+    ep = env.fork() if fork else env
+    sampling = sampling or _DEFAULT_SAMPLING
+    await ep.areset(
+        seed=seed,
+        task=task,
+        role=role,
+        trainable=router.is_trainable(role),
+        parent_id=parent_id,
+        group_id=group_id,
+        sample_index=sample_index,
+        spawn=spawn,
+        depth=depth,
+        trajectory_id=trajectory_id,
+    )
+    traj: Trajectory = ep.trajectory
+    strategy = ep.context_strategy
+    specs = ep.tool_specs
+    pctx = PolicyContext(task=ep.task, env=ep, role=role, episode_id=traj.id)
+    deadline = ep.limits.episode_timeout_s
+    try:
+        with anyio.fail_after(deadline) if deadline else _nullcontext():
+            pol = router.get(role)
+            while True:
+                if before_call is not None:
+                    swapped = await before_call(pctx)
+                    if swapped is not None:
+                        pol = swapped
+                msgs = traj.messages if strategy is None else await strategy.view(traj.messages, pctx)
+                completion = await pol.complete(msgs, specs, sampling, ctx=pctx)
+                pctx.turn += 1
+                _, _, terminated, truncated, _ = await ep.astep(completion)
+                if terminated or truncated:
+                    break
+    except PolicyError as e:  # before TimeoutError: PolicyTimeoutError is both
+        await ep.aclose_episode("error", f"{type(e).__name__}: {e}")
+    except TimeoutError:  # the episode deadline: a truncation, and what was produced is still judged
+        await ep.aclose_episode("truncated", f"episode deadline of {deadline:g} s exceeded")
+    except anyio.get_cancelled_exc_class():
+        with anyio.CancelScope(shield=True):
+            await ep.aclose_episode("cancelled", "cancelled")
+        raise
+    except Exception as e:
+        await ep.aclose_episode("error", f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}")
+    return traj
+
+
+class _nullcontext:
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None

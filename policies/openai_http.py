@@ -1,0 +1,377 @@
+"""``OpenAIPolicy``: any OpenAI-compatible server (vLLM, SGLang, Ollama, llama.cpp, OpenAI) over aiohttp.
+
+Two modes:
+
+- ``mode="chat"`` (default) posts ``/chat/completions`` with the conversation as messages; the server applies
+  its chat template. Token ids and logprobs are passed through when the server returns them (vLLM with
+  ``return_token_ids``); ``Completion.token_exact`` is True only then. Servers that cannot return ids
+  (Ollama, llama.cpp, OpenAI) work the same, flagged not token-exact.
+- ``mode="token"`` posts ``/completions`` with a **token-id prompt** built by a :class:`ChatTokenizer` and
+  asks for the sampled ids and logprobs back (vLLM's ``return_token_ids`` and ``logprobs``). Earlier turns'
+  sampled ids are reused verbatim by the tokenizer, so the ids a trainer sees are exactly the sampled ones.
+
+Example:
+    >>> from swarmgym.policies.openai_http import OpenAIPolicy
+    >>> policy = OpenAIPolicy("http://localhost:8000/v1", "Qwen/Qwen3-8B", timeout=120)
+    >>> policy.model
+    'Qwen/Qwen3-8B'
+
+The hot path is kept close to a bare aiohttp POST (see :mod:`swarmgym.policies._http`): one shared session,
+a pre-parsed URL, compact JSON, plain dict access on the answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+from ..errors import ConfigError, PolicyError, PolicyHTTPError
+from ..types import Completion, Message, SamplingParams, ToolCall, ToolSpec, Usage
+from ._http import HTTPClient, json_dumps
+
+if TYPE_CHECKING:
+    from .base import PolicyContext
+
+__all__ = ["OpenAIPolicy", "ChatTokenizer", "normalize_base_url"]
+
+_DEFAULT_SAMPLING = SamplingParams()
+
+
+@runtime_checkable
+class ChatTokenizer(Protocol):
+    """Turns a conversation into prompt token ids and sampled ids back into a message (token mode).
+
+    ``state`` is the episode's ``PolicyContext.state`` (a fresh dict when the caller gives no context), so an
+    implementation can keep the ids of earlier turns there and extend them instead of re-tokenising.
+
+    Implementations may also define ``record(state, messages, prompt_ids, completion_ids)``; when present the
+    policy calls it after every completion with the prompt's messages and the ids exactly as the server saw
+    and sampled them — the hook an incremental (token-exact) tokenizer needs for the next turn.
+    """
+
+    def prompt_ids(self, messages: Sequence[Message], tools: Sequence[ToolSpec], state: dict[str, Any]) -> list[int]:
+        """Prompt ids for the next assistant turn (generation prompt included)."""
+        ...
+
+    def parse(self, completion_ids: Sequence[int], text: str) -> Message:
+        """The assistant message for the sampled ids (tool calls parsed; malformed arguments kept raw)."""
+        ...
+
+
+def normalize_base_url(base_url: str) -> str:
+    """``base_url`` without a trailing slash, with ``/v1`` appended when it has no path at all.
+
+    OpenAI-compatible servers all live under ``/v1``; people often pass the bare server root.
+    """
+    url = base_url.rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"base_url must be an http(s) URL like 'http://localhost:8000/v1', got {base_url!r}")
+    if parts.path in ("", "/"):
+        url += "/v1"
+    return url
+
+
+class OpenAIPolicy:
+    """A policy served by an OpenAI-compatible HTTP server.
+
+    One aiohttp session (one connection pool) per policy, created lazily inside the running event loop and
+    shared by all concurrent calls. Close it with :meth:`aclose` or ``async with``.
+
+    Args:
+        base_url: e.g. ``http://localhost:8000/v1`` (``/v1`` is added when the URL has no path).
+        model: model name as the server knows it (``GET /v1/models`` lists them).
+        api_key: sent as a bearer token when given (local servers usually need none).
+        mode: ``"chat"`` (messages in, text/tool calls out) or ``"token"`` (token ids in and out; needs
+            ``tokenizer``).
+        tokenizer: a :class:`ChatTokenizer` for token mode.
+        timeout: seconds per attempt; None for no limit.
+        max_retries: extra attempts on 408/429/5xx and reset or dropped connections (connection refused is
+            not retried: the server is not running).
+        backoff_base: first retry delay bound, seconds (doubles per attempt, full jitter).
+        backoff_max: cap of one retry delay, seconds.
+        max_connections: connection pool size (requests beyond it wait for a free connection).
+        return_token_ids: chat mode: ask for token ids (vLLM's ``return_token_ids``). None = ask, and stop
+            asking if the server rejects the field (OpenAI's API does).
+        policy_version: stamped on every Completion; update it when the server's weights change.
+        extra_body: extra request fields sent with every call (``SamplingParams.extra`` wins on conflicts).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        *,
+        mode: Literal["chat", "token"] = "chat",
+        tokenizer: ChatTokenizer | None = None,
+        timeout: float | None = 60.0,
+        max_retries: int = 4,
+        backoff_base: float = 0.25,
+        backoff_max: float = 8.0,
+        max_connections: int = 256,
+        return_token_ids: bool | None = None,
+        policy_version: int = 0,
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
+        if mode not in ("chat", "token"):
+            raise ConfigError(f"mode must be 'chat' or 'token', got {mode!r}")
+        if mode == "token" and tokenizer is None:
+            raise ConfigError(
+                "mode='token' needs tokenizer=… (an object with prompt_ids(messages, tools, state) and "
+                "parse(completion_ids, text)); use mode='chat' for servers that cannot take token ids"
+            )
+        if tokenizer is not None and not isinstance(tokenizer, ChatTokenizer):
+            raise ConfigError(
+                f"tokenizer must define prompt_ids(messages, tools, state) and parse(completion_ids, text); "
+                f"got {type(tokenizer).__name__}"
+            )
+        self.base_url = normalize_base_url(base_url)
+        self.model = model
+        self.mode = mode
+        self.tokenizer = tokenizer
+        self.policy_version = policy_version
+        self.extra_body = dict(extra_body or {})
+        self._ask_ids = return_token_ids is not False
+        self._auto_ids = return_token_ids is None
+        self._client = HTTPClient(
+            self.base_url,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            max_connections=max_connections,
+        )
+        self._record = getattr(tokenizer, "record", None)
+        # Single-entry caches: rollouts reuse the same SamplingParams and tool list on every call.
+        self._sampling_key: tuple[SamplingParams, bool] | None = None
+        self._sampling_fields: dict[str, Any] = {}
+        self._tools_key: tuple[ToolSpec, ...] | None = None
+        self._tools_json: list[dict[str, Any]] = []
+
+    def __repr__(self) -> str:
+        return f"OpenAIPolicy({self.base_url!r}, model={self.model!r}, mode={self.mode!r})"
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the connection pool (idempotent; the policy reopens one if used again)."""
+        await self._client.aclose()
+
+    async def __aenter__(self) -> OpenAIPolicy:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def list_models(self) -> list[str]:
+        """Model names the server serves (``GET /models``)."""
+        data = await self._client.get("/models")
+        return [str(m.get("id")) for m in data.get("data", []) if isinstance(m, dict)]
+
+    # -- the Policy protocol -----------------------------------------------------------------------
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec] = (),
+        sampling: SamplingParams | None = None,
+        *,
+        ctx: PolicyContext | None = None,
+    ) -> Completion:
+        """Ask the server for the next assistant message.
+
+        Raises:
+            PolicyConnectionError: server unreachable, or connections dropped on every attempt.
+            PolicyHTTPError: an error status (a wrong model name lists the served models).
+            PolicyTimeoutError: an attempt exceeded ``timeout``.
+            PolicyError: token mode and the server returned no token ids.
+        """
+        sampling = sampling or _DEFAULT_SAMPLING
+        try:
+            if self.mode == "chat":
+                return await self._complete_chat(messages, tools, sampling)
+            return await self._complete_tokens(messages, tools, sampling, ctx)
+        except PolicyHTTPError as e:
+            if e.status == 404:
+                better = await self._explain_404(e)
+                if better is not e:
+                    raise better from e
+            raise
+
+    # -- chat mode ---------------------------------------------------------------------------------
+
+    def build_request(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec], sampling: SamplingParams
+    ) -> dict[str, Any]:
+        """The chat-completions request body this policy sends (useful to reproduce a call with curl)."""
+        payload: dict[str, Any] = {"model": self.model, "messages": [m.to_openai() for m in messages]}
+        if tools:
+            payload["tools"] = self._tool_list(tools)
+        payload.update(self._sampling(sampling, chat=True))
+        return payload
+
+    async def _complete_chat(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec], sampling: SamplingParams
+    ) -> Completion:
+        payload = self.build_request(messages, tools, sampling)
+        t0 = time.perf_counter()
+        try:
+            data = await self._client.post("/chat/completions", json_dumps(payload))
+        except PolicyHTTPError as e:
+            # OpenAI's own API rejects vLLM's extra field; stop asking for ids and try once more.
+            if not (self._auto_ids and self._ask_ids and e.status == 400 and "return_token_ids" in str(e)):
+                raise
+            self._ask_ids = False
+            self._sampling_key = None
+            payload = self.build_request(messages, tools, sampling)
+            data = await self._client.post("/chat/completions", json_dumps(payload))
+        return self._parse_chat(data, time.perf_counter() - t0)
+
+    def _parse_chat(self, data: Any, latency: float) -> Completion:
+        try:
+            choice = data["choices"][0]
+            msg = choice["message"]
+        except (KeyError, IndexError, TypeError):
+            raise PolicyError(
+                f"model server at {self.base_url} sent a chat answer without choices: {str(data)[:300]}"
+            ) from None
+        raw_calls = msg.get("tool_calls")
+        tool_calls = [ToolCall.from_openai(tc) for tc in raw_calls] if raw_calls else None
+        content = msg.get("content")
+        if content is None and not tool_calls:
+            content = ""
+        message = Message(
+            role="assistant",
+            content=content,
+            tool_calls=tool_calls,
+            reasoning_content=msg.get("reasoning_content") or msg.get("reasoning"),
+        )
+        logprobs = None
+        lp = choice.get("logprobs")
+        if lp:
+            entries = lp.get("content")
+            if entries:
+                logprobs = [e["logprob"] for e in entries]
+        # vLLM: choices[].token_ids + top-level prompt_token_ids; SGLang: choices[].response_token_ids and
+        # choices[].prompt_token_ids.
+        completion_ids = choice.get("token_ids") or choice.get("response_token_ids")
+        prompt_ids = data.get("prompt_token_ids") or choice.get("prompt_token_ids")
+        u = data.get("usage") or {}
+        return Completion(
+            message=message,
+            prompt_ids=prompt_ids,
+            completion_ids=completion_ids,
+            logprobs=logprobs,
+            policy_version=self.policy_version,
+            finish_reason=choice.get("finish_reason"),
+            usage=Usage(prompt_tokens=u.get("prompt_tokens") or 0, completion_tokens=u.get("completion_tokens") or 0),
+            token_exact=completion_ids is not None and prompt_ids is not None,
+            latency_s=latency,
+        )
+
+    # -- token mode --------------------------------------------------------------------------------
+
+    async def _complete_tokens(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        sampling: SamplingParams,
+        ctx: PolicyContext | None,
+    ) -> Completion:
+        assert self.tokenizer is not None  # checked in __init__
+        state = ctx.state if ctx is not None else {}
+        prompt_ids = self.tokenizer.prompt_ids(messages, tools, state)
+        payload: dict[str, Any] = {"model": self.model, "prompt": prompt_ids, "return_token_ids": True}
+        payload.update(self._sampling(sampling, chat=False))
+        t0 = time.perf_counter()
+        data = await self._client.post("/completions", json_dumps(payload))
+        latency = time.perf_counter() - t0
+        try:
+            choice = data["choices"][0]
+        except (KeyError, IndexError, TypeError):
+            raise PolicyError(
+                f"model server at {self.base_url} sent a completion without choices: {str(data)[:300]}"
+            ) from None
+        completion_ids = choice.get("token_ids")
+        if completion_ids is None:
+            raise PolicyError(
+                f"model server at {self.base_url} returned no token ids for a token-id prompt; token mode needs "
+                f"vLLM >= 0.10 (return_token_ids) — use mode='chat' for servers that cannot return ids"
+            )
+        logprobs = None
+        lp = choice.get("logprobs")
+        if lp and lp.get("token_logprobs") is not None:
+            logprobs = lp["token_logprobs"]
+        text = choice.get("text") or ""
+        served_prompt = choice.get("prompt_token_ids") or prompt_ids
+        u = data.get("usage") or {}
+        completion = Completion(
+            message=self.tokenizer.parse(completion_ids, text),
+            prompt_ids=served_prompt,
+            completion_ids=completion_ids,
+            logprobs=logprobs,
+            policy_version=self.policy_version,
+            finish_reason=choice.get("finish_reason"),
+            usage=Usage(
+                prompt_tokens=u.get("prompt_tokens") or len(served_prompt),
+                completion_tokens=u.get("completion_tokens") or len(completion_ids),
+            ),
+            token_exact=True,
+            latency_s=latency,
+        )
+        if self._record is not None:
+            self._record(state, messages, served_prompt, completion_ids)
+        return completion
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _sampling(self, s: SamplingParams, *, chat: bool) -> dict[str, Any]:
+        key = (s, chat)
+        if self._sampling_key is not None and self._sampling_key[0] is s and self._sampling_key[1] == chat:
+            return self._sampling_fields
+        f: dict[str, Any] = dict(self.extra_body)
+        f["temperature"] = s.temperature
+        f["top_p"] = s.top_p
+        if s.max_tokens is not None or not chat:
+            # Completions default to 16 tokens on vLLM (the OpenAI default) when the field is absent; an
+            # explicit null means "up to the context length", which is what an agent turn wants.
+            f["max_tokens"] = s.max_tokens
+        if s.stop:
+            f["stop"] = list(s.stop)
+        if s.seed is not None:
+            f["seed"] = s.seed
+        if s.logprobs:
+            f["logprobs"] = True if chat else 1
+        if chat and self._ask_ids:
+            f["return_token_ids"] = True
+        f.update(s.extra)
+        self._sampling_key, self._sampling_fields = key, f
+        return f
+
+    def _tool_list(self, tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
+        key = tuple(tools)
+        cached = self._tools_key
+        if cached is not None and len(cached) == len(key) and all(a is b for a, b in zip(cached, key, strict=True)):
+            return self._tools_json
+        self._tools_key, self._tools_json = key, [t.to_openai() for t in key]
+        return self._tools_json
+
+    async def _explain_404(self, e: PolicyHTTPError) -> PolicyHTTPError:
+        """Turn a 404 into 'model X not served; the server has [...]' when the model name is the cause."""
+        try:
+            served = await self.list_models()
+        except PolicyError:
+            served = None
+        if served is not None and self.model not in served:
+            return PolicyHTTPError(
+                f"model {self.model!r} is not served by {self.base_url}; it serves {served} "
+                f"(pass one of them as model=)",
+                404,
+            )
+        if served is None:
+            return PolicyHTTPError(f"{e} — is {self.base_url} an OpenAI-compatible base URL (ending in /v1)?", 404)
+        return e

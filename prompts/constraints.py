@@ -1,0 +1,469 @@
+"""Verifiable instruction constraints: a registry of kinds, each with a seeded instruction and a checker.
+
+A constraint is stored in ``task.metadata["constraints"]`` as a plain dict::
+
+    {"kind": "length:words", "params": {"relation": "at least", "n": 120}, "text": "Answer with at least 120 words."}
+
+so a task round-trips through JSON and the judge needs nothing but the task. Each kind declares the kinds it
+conflicts with (``format:json`` cannot also have ``***``-separated paragraphs); :func:`compatible` is
+symmetric.
+
+Checkers are deterministic and total: any input (None, bytes, megabytes, unicode) gives True/False.
+**Strict** mode checks the response as is; **loose** mode (as in IFEval) also accepts it when the check
+passes after dropping the first line, the last line, both, and/or markdown ``*`` emphasis — so a polite
+"Sure, here it is:" or a bold wrapper does not fail an otherwise compliant answer.
+
+Words are runs of letters/digits (``it's`` is one word); sentences end at ``.``, ``!`` or ``?`` followed by
+whitespace; "capital words" are words of two or more letters written in upper case.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "CAPS_POOL",
+    "KEYWORD_POOL",
+    "KINDS",
+    "REGISTRY",
+    "ConstraintKind",
+    "check",
+    "check_all",
+    "compatible",
+    "count_sentences",
+    "count_words",
+    "sample_constraint",
+]
+
+MAX_CHARS = 200_000  # responses are cut here before checking: bounded cost, and no real answer is longer
+
+# Vocabulary pools. They are disjoint from each other and from the words the response composer and the
+# IFChat prompts use, so "include X" can never clash with "never say Y" or with the filler text.
+KEYWORD_POOL: tuple[str, ...] = (
+    "lantern", "harbor", "velvet", "compass", "meadow", "granite", "orchard", "saffron", "glacier", "violin",
+    "pepper", "canyon", "marble", "falcon", "willow", "ember", "quartz", "thistle", "cobalt", "juniper",
+    "parsley", "tundra", "saddle", "beacon", "walnut", "lagoon", "copper", "pebble", "harvest", "zephyr",
+)
+CAPS_POOL: tuple[str, ...] = ("NOTE", "KEY", "ALWAYS", "NEVER", "TRULY", "REALLY", "VITAL", "GREAT")
+START_PHRASES: tuple[str, ...] = (
+    "My answer follows.", "Here is my reply.", "Let me explain.", "Good question.", "Thanks for asking.",
+)
+END_PHRASES: tuple[str, ...] = (
+    "Is there anything else I can help with?", "Let me know if you have additional questions.",
+    "That is all for now.", "Hope this helps.",
+)
+TITLE_WORDS: tuple[str, ...] = ("Notes", "Thoughts", "Reflections", "Musings", "Sketches", "Essay", "Story", "Guide")
+SECTION_SPLITTERS: tuple[str, ...] = ("Section", "Part")
+LETTERS = "bcdfghjkmpqvwxyz"
+
+_WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
+_CAP_WORD = re.compile(r"\b[A-Z]{2,}\b")
+_SENT = re.compile(r"[.!?]+(?=\s|$)")
+
+
+def _text(response: Any) -> str | None:
+    if isinstance(response, bytes):
+        return None
+    return response[:MAX_CHARS] if isinstance(response, str) else None
+
+
+def count_words(text: str) -> int:
+    """Number of words (runs of letters/digits; apostrophes join)."""
+    return len(_WORD.findall(text))
+
+
+def count_sentences(text: str) -> int:
+    """Number of sentences: pieces ending in ``.``/``!``/``?`` plus a trailing piece, each with a word."""
+    pieces = _SENT.split(text)
+    return sum(1 for p in pieces if _WORD.search(p))
+
+
+def _relation(value: int, relation: str, n: int) -> bool:
+    return value >= n if relation == "at least" else value < n
+
+
+def _kw_count(text: str, word: str) -> int:
+    return len(re.findall(rf"(?<![^\W_]){re.escape(word)}(?![^\W_])", text, flags=re.IGNORECASE))
+
+
+# ---------------------------------------------------------------------------------------------- checkers
+# Each takes (text, params) with text already a str; params come from the kind's sampler (or a user).
+
+
+def _c_words(t: str, p: Mapping[str, Any]) -> bool:
+    return _relation(count_words(t), p["relation"], int(p["n"]))
+
+
+def _c_sentences(t: str, p: Mapping[str, Any]) -> bool:
+    return _relation(count_sentences(t), p["relation"], int(p["n"]))
+
+
+def _c_paragraphs(t: str, p: Mapping[str, Any]) -> bool:
+    parts = re.split(r"\s?\*\*\*\s?", t)
+    parts = [x.strip() for x in parts]
+    # an empty paragraph between dividers is a formatting error, leading/trailing ones are tolerated
+    while parts and not parts[0]:
+        parts.pop(0)
+    while parts and not parts[-1]:
+        parts.pop()
+    return all(parts) and len(parts) == int(p["n"])
+
+
+_BULLET = re.compile(r"^[ \t]*[*-][ \t]+\S", re.MULTILINE)
+
+
+def _c_bullets(t: str, p: Mapping[str, Any]) -> bool:
+    return len(_BULLET.findall(t)) == int(p["n"])
+
+
+def _c_include(t: str, p: Mapping[str, Any]) -> bool:
+    return all(_kw_count(t, w) > 0 for w in p["keywords"])
+
+
+def _c_forbidden(t: str, p: Mapping[str, Any]) -> bool:
+    return all(_kw_count(t, w) == 0 for w in p["words"])
+
+
+def _c_frequency(t: str, p: Mapping[str, Any]) -> bool:
+    return _relation(_kw_count(t, p["word"]), p["relation"], int(p["n"]))
+
+
+def _c_letter(t: str, p: Mapping[str, Any]) -> bool:
+    return _relation(t.lower().count(str(p["letter"]).lower()), p["relation"], int(p["n"]))
+
+
+def _c_start(t: str, p: Mapping[str, Any]) -> bool:
+    return t.strip().lower().startswith(str(p["phrase"]).strip().lower())
+
+
+def _c_end(t: str, p: Mapping[str, Any]) -> bool:
+    return t.strip().lower().endswith(str(p["phrase"]).strip().lower())
+
+
+def _c_json(t: str, p: Mapping[str, Any]) -> bool:
+    s = t.strip()
+    s = re.sub(r"^```(?:json|JSON|Json)?\s*", "", s)
+    s = re.sub(r"\s*```$", "", s).strip()
+    try:
+        json.loads(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _c_lower(t: str, p: Mapping[str, Any]) -> bool:
+    return t.islower()
+
+
+def _c_upper(t: str, p: Mapping[str, Any]) -> bool:
+    return t.isupper()
+
+
+def _c_capitals(t: str, p: Mapping[str, Any]) -> bool:
+    return _relation(len(_CAP_WORD.findall(t)), p["relation"], int(p["n"]))
+
+
+def _c_no_comma(t: str, p: Mapping[str, Any]) -> bool:
+    return "," not in t and "\uff0c" not in t
+
+
+def _c_title(t: str, p: Mapping[str, Any]) -> bool:
+    return any(m.strip() for m in re.findall(r"<<([^\n]+?)>>", t))
+
+
+def _c_placeholders(t: str, p: Mapping[str, Any]) -> bool:
+    return len([m for m in re.findall(r"\[([^\[\]\n]*)\]", t) if m.strip()]) >= int(p["n"])
+
+
+def _c_postscript(t: str, p: Mapping[str, Any]) -> bool:
+    marker = str(p["marker"]).lower()
+    pat = r"\s?p\.\s?p\.\s?s\b" if marker == "p.p.s" else r"\s?p\.\s?s\."
+    return re.search(r"(?im)^" + pat, t.lower()) is not None
+
+
+def _c_sections(t: str, p: Mapping[str, Any]) -> bool:
+    parts = re.split(r"\s?" + re.escape(str(p["splitter"])) + r"\s?\d+\s?", t)
+    return len(parts) - 1 == int(p["n"]) and all(x.strip() for x in parts[1:])
+
+
+def _c_highlights(t: str, p: Mapping[str, Any]) -> bool:
+    found = [h for h in re.findall(r"\*([^\n*]+)\*", t) if h.strip()]
+    found += [h for h in re.findall(r"\*\*([^\n*]+)\*\*", t) if h.strip()]
+    return len(found) >= int(p["n"])
+
+
+def _c_quotation(t: str, p: Mapping[str, Any]) -> bool:
+    s = t.strip()
+    return len(s) > 1 and s[0] == '"' and s[-1] == '"'
+
+
+def _c_repeat(t: str, p: Mapping[str, Any]) -> bool:
+    req = str(p["prompt"]).strip().lower()
+    return bool(req) and t.strip().lower().startswith(req)
+
+
+def _c_two(t: str, p: Mapping[str, Any]) -> bool:
+    parts = [x.strip() for x in re.split(r"\*{6}", t)]
+    return len(parts) == 2 and all(parts) and parts[0] != parts[1]
+
+
+# ---------------------------------------------------------------------------------------------- samplers
+
+
+@dataclass
+class SampleContext:
+    """What a sampler may look at: the request text and the words other constraints already took."""
+
+    prompt: str = ""
+    used_words: set[str] = field(default_factory=set)
+    kinds: set[str] = field(default_factory=set)
+
+
+def _free_words(rng: random.Random, ctx: SampleContext, k: int) -> list[str]:
+    prompt_words = {w.lower() for w in _WORD.findall(ctx.prompt)}
+    pool = [w for w in KEYWORD_POOL if w not in ctx.used_words and w not in prompt_words]
+    words = rng.sample(pool, k)
+    ctx.used_words.update(words)
+    return words
+
+
+def _rel(rng: random.Random) -> str:
+    return rng.choice(("at least", "less than"))
+
+
+def _s_words(rng: random.Random, ctx: SampleContext) -> dict[str, Any]:
+    rel = _rel(rng)
+    return {"relation": rel, "n": rng.randrange(20, 200, 10) if rel == "at least" else rng.randrange(120, 400, 20)}
+
+
+def _s_sentences(rng: random.Random, ctx: SampleContext) -> dict[str, Any]:
+    rel = _rel(rng)
+    return {"relation": rel, "n": rng.randint(3, 15) if rel == "at least" else rng.randint(10, 30)}
+
+
+def _s_frequency(rng: random.Random, ctx: SampleContext) -> dict[str, Any]:
+    rel = _rel(rng)
+    return {"word": _free_words(rng, ctx, 1)[0], "relation": rel, "n": rng.randint(1, 4) if rel == "at least" else rng.randint(1, 3)}
+
+
+def _s_letter(rng: random.Random, ctx: SampleContext) -> dict[str, Any]:
+    return {"letter": rng.choice(LETTERS), "relation": "at least", "n": rng.randint(2, 10)}
+
+
+def _s_capitals(rng: random.Random, ctx: SampleContext) -> dict[str, Any]:
+    rel = _rel(rng)
+    return {"relation": rel, "n": rng.randint(1, 5) if rel == "at least" else rng.randint(1, 4)}
+
+
+def _s_none(rng: random.Random, ctx: SampleContext) -> dict[str, Any]:
+    return {}
+
+
+# ---------------------------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class ConstraintKind:
+    """One kind of verifiable constraint.
+
+    Attributes:
+        kind: id (``"group:name"``).
+        checker: ``f(text, params) -> bool`` (text is a str).
+        sampler: ``f(rng, ctx) -> params`` drawing random parameters.
+        phrasings: instruction templates (``str.format`` with the params, plus ``{kw}`` for keyword lists);
+            one is chosen with the seed.
+        conflicts: kinds that cannot be combined with this one (the relation is made symmetric).
+        applicable: ``f(ctx) -> bool``: whether the kind makes sense for this request (e.g. repeating a
+            request is only asked for short, plain requests).
+    """
+
+    kind: str
+    checker: Callable[[str, Mapping[str, Any]], bool]
+    sampler: Callable[[random.Random, SampleContext], dict[str, Any]]
+    phrasings: tuple[str, ...]
+    conflicts: frozenset[str] = frozenset()
+    applicable: Callable[[SampleContext], bool] = lambda ctx: True
+
+    def instruction(self, params: Mapping[str, Any], rng: random.Random) -> str:
+        """The instruction text for ``params``, in a phrasing chosen by ``rng``."""
+        fmt = dict(params)
+        if "keywords" in params:
+            fmt["kw"] = ", ".join(f'"{w}"' for w in params["keywords"])
+        if "words" in params:
+            fmt["kw"] = ", ".join(f'"{w}"' for w in params["words"])
+        return rng.choice(self.phrasings).format(**fmt)
+
+
+def _repeat_ok(ctx: SampleContext) -> bool:
+    p = ctx.prompt
+    return (
+        0 < count_words(p) <= 40
+        and not re.search(r"[,*\[\]<>\"]|p\.s|\b[A-Z]{2,}\b|\n", p, flags=re.IGNORECASE)
+        and not any(_kw_count(p, w) for w in KEYWORD_POOL)
+    )
+
+
+_STRUCT = frozenset({"format:json", "startend:quotation", "combination:two_responses", "combination:repeat_prompt"})
+
+_KINDS: list[ConstraintKind] = [
+    ConstraintKind("length:words", _c_words, _s_words, (
+        "Answer with {relation} {n} words.", "Your response should contain {relation} {n} words.",
+        "Make sure the whole response has {relation} {n} words.")),
+    ConstraintKind("length:sentences", _c_sentences, _s_sentences, (
+        "Your response should contain {relation} {n} sentences.", "Write {relation} {n} sentences in total.")),
+    ConstraintKind("length:paragraphs", _c_paragraphs, lambda r, c: {"n": r.randint(2, 5)}, (
+        "There should be exactly {n} paragraphs. Separate paragraphs with the markdown divider: ***",
+        "Write exactly {n} paragraphs, separated from each other by a line containing only ***."),
+        frozenset({"format:json", "format:sections", "combination:two_responses"})),
+    ConstraintKind("format:bullets", _c_bullets, lambda r, c: {"n": r.randint(1, 6)}, (
+        "Your answer must contain exactly {n} bullet points. Use markdown bullet points such as:\n* This is point 1.",
+        "Include exactly {n} bullet points in markdown format (lines starting with * )."),
+        frozenset({"format:json", "combination:two_responses"})),
+    ConstraintKind("keywords:include", _c_include, lambda r, c: {"keywords": _free_words(r, c, r.randint(1, 3))}, (
+        "Include the keywords {kw} in the response.", "Make sure to use the words {kw} somewhere in your answer.")),
+    ConstraintKind("keywords:forbidden", _c_forbidden, lambda r, c: {"words": _free_words(r, c, r.randint(1, 3))}, (
+        "Do not include the words {kw} in the response.", "Never use any of these words: {kw}.")),
+    ConstraintKind("keywords:frequency", _c_frequency, _s_frequency, (
+        'In your response, the word "{word}" should appear {relation} {n} times.',
+        'Use the word "{word}" {relation} {n} times.')),
+    ConstraintKind("keywords:letter_frequency", _c_letter, _s_letter, (
+        "In your response, the letter {letter} should appear {relation} {n} times.",
+        "Make sure the letter {letter} appears {relation} {n} times in your reply.")),
+    ConstraintKind("startend:start", _c_start, lambda r, c: {"phrase": r.choice(START_PHRASES)}, (
+        'Start your response with the exact phrase "{phrase}"', 'Begin your answer with "{phrase}"'),
+        frozenset({"format:title"}) | _STRUCT),
+    ConstraintKind("startend:end", _c_end, lambda r, c: {"phrase": r.choice(END_PHRASES)}, (
+        'Finish your response with this exact phrase: "{phrase}". No other words should follow it.',
+        'End your answer with the exact phrase "{phrase}"'),
+        frozenset({"format:json", "startend:quotation", "combination:two_responses"})),
+    ConstraintKind("format:json", _c_json, _s_none, (
+        "Entire output should be wrapped in JSON format. You can use markdown ticks such as ```.",
+        "Format your entire response as valid JSON."),
+        frozenset({"format:title", "content:postscript", "format:highlights", "format:sections",
+                   "length:paragraphs", "format:bullets"}) | _STRUCT - {"format:json"}),
+    ConstraintKind("case:lowercase", _c_lower, _s_none, (
+        "Your entire response should be in English, and in all lowercase letters. No capital letters are allowed.",
+        "Write everything in lowercase letters only."),
+        frozenset({"case:uppercase", "case:capital_words", "format:sections"})),
+    ConstraintKind("case:uppercase", _c_upper, _s_none, (
+        "Your entire response should be in English, and in all capital letters.",
+        "Write your whole answer in CAPITAL LETTERS."),
+        frozenset({"case:lowercase", "case:capital_words", "format:sections"})),
+    ConstraintKind("case:capital_words", _c_capitals, _s_capitals, (
+        "In your response, words with all capital letters should appear {relation} {n} times.",
+        "Use {relation} {n} words written entirely in capital letters."),
+        frozenset({"case:lowercase", "case:uppercase"})),
+    ConstraintKind("punctuation:no_comma", _c_no_comma, _s_none, (
+        "In your entire response, refrain from the use of any commas.", "Do not use any commas in your answer.")),
+    ConstraintKind("format:title", _c_title, _s_none, (
+        "Your answer must contain a title, wrapped in double angular brackets, such as <<poem of joy>>.",
+        "Give your answer a title wrapped in double angle brackets, like <<my title>>."),
+        frozenset({"startend:start", "format:json", "combination:repeat_prompt", "combination:two_responses"})),
+    ConstraintKind("content:placeholders", _c_placeholders, lambda r, c: {"n": r.randint(1, 4)}, (
+        "The response must contain at least {n} placeholders represented by square brackets, such as [address].",
+        "Include at least {n} placeholders in square brackets, like [name]."),),
+    ConstraintKind("content:postscript", _c_postscript, lambda r, c: {"marker": r.choice(("P.S.", "P.P.S"))}, (
+        "At the end of your response, please explicitly add a postscript starting with {marker}",
+        "Add a postscript at the end that starts with {marker}"),
+        frozenset({"format:json", "combination:two_responses"})),
+    ConstraintKind("format:sections", _c_sections,
+                   lambda r, c: {"n": r.randint(2, 4), "splitter": r.choice(SECTION_SPLITTERS)}, (
+        "Your response must have {n} sections. Mark the beginning of each section with {splitter} X, such as:\n"
+        "{splitter} 1\n[content of section 1]",
+        "Split your answer into {n} sections, each starting with '{splitter} X' where X is its number."),
+        frozenset({"length:paragraphs", "format:json", "combination:two_responses", "case:lowercase",
+                   "case:uppercase"})),
+    ConstraintKind("format:highlights", _c_highlights, lambda r, c: {"n": r.randint(1, 4)}, (
+        "Highlight at least {n} sections in your answer with markdown, i.e. *highlighted section*.",
+        "Use markdown to highlight at least {n} parts of your answer, like *this part*."),
+        frozenset({"format:json"})),
+    ConstraintKind("startend:quotation", _c_quotation, _s_none, (
+        "Wrap your entire response with double quotation marks.", "Put your whole answer inside double quotes."),
+        frozenset({"startend:start", "startend:end", "format:json", "combination:two_responses",
+                   "combination:repeat_prompt"})),
+    ConstraintKind("combination:repeat_prompt", _c_repeat, lambda r, c: {"prompt": c.prompt.strip()}, (
+        "First repeat the request word for word without change, then give your answer (1. do not say any words "
+        "or characters before repeating the request; 2. the request you need to repeat does not include this "
+        "sentence)",),
+        _STRUCT - {"combination:repeat_prompt"} | frozenset({"startend:start", "format:title"}),
+        _repeat_ok),
+    ConstraintKind("combination:two_responses", _c_two, _s_none, (
+        "Give two different responses. Responses and only responses should be separated by 6 asterisk symbols: ******.",
+        "Write two different answers, separated by a line of six asterisks: ******"),
+        frozenset({"length:paragraphs", "format:sections", "content:postscript", "format:title",
+                   "format:bullets", "startend:start", "startend:end"}) | _STRUCT - {"combination:two_responses"}),
+]
+
+REGISTRY: dict[str, ConstraintKind] = {k.kind: k for k in _KINDS}
+KINDS: tuple[str, ...] = tuple(REGISTRY)
+
+# symmetric closure of the conflict relation
+_CONFLICTS: dict[str, set[str]] = {k: set(v.conflicts) for k, v in REGISTRY.items()}
+for _k, _vs in list(_CONFLICTS.items()):
+    for _v in _vs:
+        _CONFLICTS.setdefault(_v, set()).add(_k)
+
+
+def compatible(a: str, b: str) -> bool:
+    """True when kinds ``a`` and ``b`` may appear together (a kind is never combined with itself)."""
+    return a != b and b not in _CONFLICTS.get(a, set())
+
+
+def sample_constraint(kind: str, rng: random.Random, ctx: SampleContext) -> dict[str, Any]:
+    """Draw a constraint of ``kind``: ``{"kind", "params", "text"}`` (deterministic for a given rng state).
+
+    Raises:
+        KeyError: unknown kind (the message lists the known ones).
+    """
+    if kind not in REGISTRY:
+        raise KeyError(f"unknown constraint kind {kind!r}; known kinds: {', '.join(KINDS)}")
+    k = REGISTRY[kind]
+    params = k.sampler(rng, ctx)
+    ctx.kinds.add(kind)
+    return {"kind": kind, "params": params, "text": k.instruction(params, rng)}
+
+
+def _loose_variants(t: str) -> list[str]:
+    lines = t.split("\n")
+    first = "\n".join(lines[1:]).strip()
+    last = "\n".join(lines[:-1]).strip()
+    both = "\n".join(lines[1:-1]).strip()
+    out = []
+    for v in (t, first, last, both):
+        out.append(v)
+        out.append(v.replace("*", ""))
+    return [v for v in out if v.strip()]
+
+
+def check(constraint: Mapping[str, Any], response: Any, *, strict: bool = True) -> bool:
+    """Whether ``response`` satisfies one constraint (``{"kind", "params"}``).
+
+    Never raises for a bad response (anything that is not a str fails); raises KeyError for an unknown kind
+    and propagates bad *params* (a programming error in whoever wrote the constraint).
+    """
+    kind = constraint.get("kind") if isinstance(constraint, Mapping) else None
+    if kind not in REGISTRY:
+        raise KeyError(f"unknown constraint kind {kind!r}; known kinds: {', '.join(KINDS)}")
+    t = _text(response)
+    if t is None or not t.strip():
+        return False
+    fn = REGISTRY[kind].checker
+    params = constraint.get("params") or {}
+    if strict:
+        return bool(fn(t, params))
+    return any(fn(v, params) for v in _loose_variants(t))
+
+
+def check_all(constraints: Iterable[Mapping[str, Any]], response: Any, *, strict: bool = True) -> list[bool]:
+    """:func:`check` for each constraint, in order."""
+    return [check(c, response, strict=strict) for c in constraints]
+
+
+def kinds_compatible(kinds: Sequence[str]) -> bool:
+    """True when every pair of ``kinds`` is compatible."""
+    return all(compatible(a, b) for i, a in enumerate(kinds) for b in kinds[i + 1:])
