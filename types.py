@@ -11,8 +11,8 @@ mutable because the loop builds it step by step.
 
 from __future__ import annotations
 
-import uuid
-from typing import Any, Literal, Union
+import os
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -41,8 +41,8 @@ TrajectoryStatus = Literal["ok", "truncated", "error", "cancelled"]
 
 
 def new_id(prefix: str = "") -> str:
-    """A short random id (uuid4 hex, 16 chars) with an optional prefix."""
-    return prefix + uuid.uuid4().hex[:16]
+    """A short random id (16 hex chars, 64 random bits) with an optional prefix."""
+    return prefix + os.urandom(8).hex()
 
 
 class _Wire(BaseModel):
@@ -70,7 +70,9 @@ class ImagePart(_Wire):
         return v
 
 
-ContentPart = Union[TextPart, ImagePart]
+# Discriminated on ``type`` so a bad part gets one precise error ("image_url needs a 'url' key") instead of
+# one error per union member.
+ContentPart = Annotated[Union[TextPart, ImagePart], Field(discriminator="type")]
 
 
 class ToolCall(_Wire):

@@ -25,7 +25,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import copy
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +46,7 @@ from ..types import (
     ToolSpec,
     Trajectory,
     TrajectoryStatus,
+    new_id,
 )
 from .spaces import AssistantActionSpace, coerce_action, observation_space
 
@@ -66,8 +66,10 @@ class EpisodeLimits(BaseModel):
     """Default per-call deadline (a tool's own ``timeout`` overrides it)."""
     episode_timeout_s: float | None = Field(None, gt=0)
     """Wall-clock deadline for the whole episode (enforced by run_episode); None = no deadline."""
-    judge_timeout_s: float | None = Field(600.0, gt=0)
-    """Deadline for the judge."""
+    judge_timeout_s: float | None = Field(None, gt=0)
+    """Separate deadline for the judge; None = covered by the episode deadline. Judges that wait on the
+    outside world bound their own waits (HTTP timeouts, sandbox exec timeouts), so the default skips a
+    cancel scope per episode."""
     max_tool_output_chars: int = Field(65536, ge=256)
     """Tool output longer than this is cut in the middle (head and tail kept, with a marker)."""
     max_total_tool_calls: int | None = Field(None, ge=0)
@@ -103,6 +105,25 @@ def truncate_middle(text: str, limit: int) -> str:
     return f"{text[:head]}\n[... {cut} characters truncated ...]\n{text[-tail:]}"
 
 
+def _overrides(ts: Any, method: str) -> bool:
+    """Whether a toolset does real per-episode work in ``setup``/``teardown`` (not the base no-op)."""
+    from ..toolsets.base import Toolset
+
+    fn = getattr(type(ts), method, None)
+    if fn is None:
+        return False
+    return not (isinstance(ts, Toolset) and fn is getattr(Toolset, method))
+
+
+def _is_sync_function_tool(ts: Any, name: str) -> bool:
+    from ..toolsets.base import Toolset
+
+    if not isinstance(ts, Toolset) or type(ts).call is not Toolset.call:
+        return False
+    t = ts.tools.get(name)
+    return t is not None and not t.is_async
+
+
 class _Episode:
     """Mutable state of one episode (one AgentEnv instance runs one episode at a time; ``fork`` for more)."""
 
@@ -114,7 +135,7 @@ class _Episode:
         self.ctx = ctx
         self.turn = 0
         self.done = False
-        self.stack = contextlib.AsyncExitStack()
+        self.stack: contextlib.AsyncExitStack | None = None  # created only when something must be released
         self.t0 = time.perf_counter()
         self.tool_calls = 0
         self.tool_errors = 0
@@ -193,6 +214,13 @@ class AgentEnv(gymnasium.Env):
                 self._tool_index[spec.name] = ts
                 specs.append(spec)
         self.tool_specs: tuple[ToolSpec, ...] = tuple(specs)
+        # Only toolsets that really do per-episode work get setup/teardown calls (and an exit stack).
+        self._setups = [ts for ts in self.toolsets if _overrides(ts, "setup")]
+        self._teardowns = [ts for ts in self.toolsets if _overrides(ts, "teardown")]
+        # Sync tools run inline and cannot be interrupted, so they skip the per-call cancel scope.
+        self._sync_tools = {
+            name for name, ts in self._tool_index.items() if _is_sync_function_tool(ts, name)
+        }
         self.observation_space = observation_space()
         self.action_space = AssistantActionSpace()
         self._ep: _Episode | None = None
@@ -205,7 +233,8 @@ class AgentEnv(gymnasium.Env):
 
         One AgentEnv runs one episode at a time; the rollout manager forks one per concurrent episode.
         """
-        new = copy.copy(self)
+        new = object.__new__(type(self))  # cheaper than copy.copy; same shallow copy
+        new.__dict__.update(self.__dict__)
         new._ep = None
         new._portal = None
         new._np_random = None
@@ -294,7 +323,9 @@ class AgentEnv(gymnasium.Env):
             rng = random.Random(int(self.np_random.integers(2**62)))
             for e in self.enhancers:
                 t = e.enhance(t, rng)
-        traj = Trajectory(
+        # construct: every value here is already validated (Task, Messages, ToolSpecs, plain scalars)
+        traj = Trajectory.model_construct(
+            id=trajectory_id or new_id("traj_"),
             task_id=t.id,
             sample_index=sample_index,
             env_id=self.env_id,
@@ -303,30 +334,36 @@ class AgentEnv(gymnasium.Env):
             role=role,
             trainable=trainable,
             messages=self._opening(t),
+            completions=[],
             tools=list(self.tool_specs),
+            reward=0.0,
+            judge=None,
+            metrics={},
+            status="ok",
+            error=None,
+            children=[],
+            info={},
         )
-        if trajectory_id is not None:
-            traj.id = trajectory_id
         ctx = ToolContext(
             task=t, spawn=spawn or self._default_spawn, env=self, episode_id=traj.id, role=role, depth=depth
         )
         ep = _Episode(t, traj, ctx)
         self._ep = ep
-        try:
-            if self.sandbox is not None:
-                ctx.sandbox = await ep.stack.enter_async_context(self.sandbox.acquire())
-            for ts in self.toolsets:
-                setup = getattr(ts, "setup", None)
-                if setup is not None:
-                    await setup(ctx)
-                teardown = getattr(ts, "teardown", None)
-                if teardown is not None:
-                    ep.stack.push_async_callback(teardown, ctx)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await ep.stack.aclose()
-            ep.done = True
-            raise
+        if self.sandbox is not None or self._setups or self._teardowns:
+            ep.stack = stack = contextlib.AsyncExitStack()
+            try:
+                if self.sandbox is not None:
+                    ctx.sandbox = await stack.enter_async_context(self.sandbox.acquire())
+                for ts in self.toolsets:
+                    if ts in self._setups:
+                        await ts.setup(ctx)
+                    if ts in self._teardowns:
+                        stack.push_async_callback(ts.teardown, ctx)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await stack.aclose()
+                ep.done = True
+                raise
         return self._observation(), {"task_id": t.id, "turn": 0}
 
     async def astep(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
@@ -344,6 +381,15 @@ class AgentEnv(gymnasium.Env):
             completion = coerce_action(action)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"invalid action: {e}") from e
+        terminated, truncated, info = await self._take_turn(ep, completion)
+        reward = ep.traj.reward if (terminated or truncated) else 0.0
+        return self._observation(), reward, terminated, truncated, info
+
+    async def _take_turn(self, ep: _Episode, completion: Completion) -> tuple[bool, bool, dict[str, Any]]:
+        """One assistant turn: record it, run its tool calls, decide termination, judge at the end.
+
+        ``astep`` and ``run_episode`` both go through here (run_episode skips building the observation).
+        """
         traj = ep.traj
         msg = completion.message
         traj.messages.append(msg)
@@ -360,7 +406,10 @@ class AgentEnv(gymnasium.Env):
                 content = res.content
                 if isinstance(content, str):
                     content = truncate_middle(content, self.limits.max_tool_output_chars)
-                traj.messages.append(Message(role="tool", content=content, tool_call_id=call.id, name=call.name))
+                # construct: every field comes from validated models already
+                traj.messages.append(
+                    Message.model_construct(role="tool", content=content, tool_call_id=call.id, name=call.name)
+                )
                 if not res.is_error and self._is_terminal(call.name):
                     terminated = True
         budget = self.limits.max_total_tool_calls
@@ -368,14 +417,12 @@ class AgentEnv(gymnasium.Env):
             ep.turn >= self.limits.max_turns or (budget is not None and ep.tool_calls >= budget)
         )
         info: dict[str, Any] = {"turn": ep.turn, "tool_calls": len(calls), "tool_errors": n_err}
-        reward = 0.0
         if terminated or truncated:
             await self._finish(ep, "truncated" if truncated else "ok")
-            reward = traj.reward
             info["status"] = traj.status
             if traj.judge is not None:
                 info["facets"] = dict(traj.judge.facets)
-        return self._observation(), reward, terminated, truncated, info
+        return terminated, truncated, info
 
     def _is_terminal(self, name: str) -> bool:
         ts = self._tool_index.get(name)
@@ -425,17 +472,21 @@ class AgentEnv(gymnasium.Env):
         timeout = (timeout_for(call.name) if timeout_for else None) or self.limits.tool_timeout_s
         t0 = time.perf_counter()
         res: ToolResult | None = None
+        timed_out = False
         try:
-            with anyio.move_on_after(timeout) as scope:
+            if call.name in self._sync_tools:
                 res = await ts.call(call, ep.ctx)
+            else:
+                with anyio.move_on_after(timeout) as scope:
+                    res = await ts.call(call, ep.ctx)
+                timed_out = scope.cancelled_caught
         except anyio.get_cancelled_exc_class():
             raise
         except Exception as e:  # a toolset that breaks its own contract still must not kill the episode
             res = ToolResult(call_id=call.id, content=f"tool '{call.name}' failed: {type(e).__name__}: {e}", is_error=True)
-        dt = time.perf_counter() - t0
         m = ep.traj.metrics
-        m["tool_time_s"] = m.get("tool_time_s", 0.0) + dt
-        if scope.cancelled_caught or res is None:
+        m["tool_time_s"] = m.get("tool_time_s", 0.0) + (time.perf_counter() - t0)
+        if timed_out or res is None:
             return ToolResult(
                 call_id=call.id,
                 content=f"tool '{call.name}' timed out after {timeout:g} s and was cancelled",
@@ -460,11 +511,12 @@ class AgentEnv(gymnasium.Env):
                 traj.judge = res
                 traj.reward = res.reward
         finally:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await ep.stack.aclose()
-                except Exception as e:  # a failed release must not lose the finished trajectory
-                    traj.info["teardown_error"] = f"{type(e).__name__}: {e}"
+            if ep.stack is not None:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await ep.stack.aclose()
+                    except Exception as e:  # a failed release must not lose the finished trajectory
+                        traj.info["teardown_error"] = f"{type(e).__name__}: {e}"
             m = traj.metrics
             m["turns"] = float(ep.turn)
             m["tool_calls"] = float(ep.tool_calls)

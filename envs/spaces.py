@@ -105,6 +105,9 @@ class AssistantActionSpace(spaces.Space[Any]):
         return isinstance(other, AssistantActionSpace)
 
 
+_OPENAI_RESPONSE_ONLY = ("refusal", "annotations", "audio", "function_call")
+
+
 def coerce_action(action: Any) -> Completion:
     """Turn any accepted action into a Completion.
 
@@ -125,6 +128,11 @@ def coerce_action(action: Any) -> Completion:
     if isinstance(action, dict):
         d = dict(action)
         d.setdefault("role", "assistant")
+        # An OpenAI response message dumped to a dict carries response-only keys that are empty unless the
+        # server used them; accept such a dict as it comes instead of failing on extra keys.
+        for key in _OPENAI_RESPONSE_ONLY:
+            if key in d and not d[key]:
+                del d[key]
         calls = d.get("tool_calls")
         if calls:
             d["tool_calls"] = [

@@ -67,8 +67,13 @@ def _eval(node: ast.AST) -> Any:
         return _check(node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
         left, right = _eval(node.left), _eval(node.right)
-        if isinstance(node.op, ast.Pow) and abs(right) > _MAX_EXPONENT:
-            raise ToolError(f"exponent {right} too large (limit {_MAX_EXPONENT})")
+        if isinstance(node.op, ast.Pow):
+            if abs(right) > _MAX_EXPONENT:
+                raise ToolError(f"exponent {right} too large (limit {_MAX_EXPONENT})")
+            # Bound the result before computing it: (3**2500)**10000 passes both limits above but would
+            # build a 40-million-bit int, blocking the event loop for seconds (sync tools run inline).
+            if isinstance(left, int) and isinstance(right, int) and right > 0 and (abs(left).bit_length() - 1) * right > _MAX_INT_BITS:
+                raise ToolError(f"result too large (more than {_MAX_INT_BITS} bits)")
         if isinstance(node.op, ast.Div) and isinstance(left, int) and isinstance(right, int) and right and left % right == 0:
             return left // right
         try:
@@ -79,16 +84,24 @@ def _eval(node: ast.AST) -> Any:
             raise ToolError("numeric overflow") from None
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _check(_UNARY[type(node.op)](_eval(node.operand)))
-    if isinstance(node, ast.Name) and node.id in _CONSTS:
-        return _CONSTS[node.id]
+    if isinstance(node, ast.Name):
+        if node.id in _CONSTS:
+            return _CONSTS[node.id]
+        if node.id not in _FUNCS:
+            raise ToolError(f"unknown name {node.id!r}; constants: {', '.join(_CONSTS)}")
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS and not node.keywords:
         args = [_eval(a) for a in node.args]
         if node.func.id == "factorial" and (not args or args[0] > 1000):
             raise ToolError("factorial argument too large (limit 1000)")
         try:
             return _check(_FUNCS[node.func.id](*args))
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, OverflowError) as e:
             raise ToolError(f"{node.func.id}: {e}") from None
+    if isinstance(node, ast.Call):
+        fname = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)[:40]
+        if fname in _FUNCS:
+            raise ToolError(f"{fname}: keyword arguments are not supported")
+        raise ToolError(f"unknown function {fname!r}; available: {', '.join(_FUNCS)}")
     raise ToolError(f"unsupported syntax: {ast.dump(node)[:80]}")
 
 
@@ -108,7 +121,12 @@ def evaluate(expression: str) -> int | float:
         tree = ast.parse(expression.strip().replace("^", "**"), mode="eval")
     except SyntaxError as e:
         raise ToolError(f"syntax error in expression: {e.msg}") from None
-    return _eval(tree)
+    except (RecursionError, MemoryError):
+        raise ToolError("expression is nested too deeply") from None
+    try:
+        return _eval(tree)
+    except RecursionError:  # _eval recurses per node: a 1000-term sum is deeper than Python's stack limit
+        raise ToolError("expression is nested too deeply; split it into smaller steps") from None
 
 
 def _fmt(v: int | float) -> str:

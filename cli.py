@@ -1,0 +1,328 @@
+"""The ``swarmgym`` command.
+
+Subcommands: ``envs``, ``run``, ``show``, ``fake-server``, ``bench``, ``sandbox {build,ls,gc}``. Errors are
+one clear line (exit 2 for errors a user can fix, 1 otherwise) unless ``--debug`` shows the traceback.
+Heavy modules load inside each subcommand, so ``swarmgym --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+# ---------------------------------------------------------------------------------------------- envs
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .envs.registry import registered_envs
+
+    envs = registered_envs()
+    if args.json:
+        print(json.dumps(envs, indent=2))
+        return 0
+    table = Table(title="swarmgym environments")
+    table.add_column("id", style="bold cyan")
+    table.add_column("description")
+    for env_id, desc in envs.items():
+        table.add_row(env_id, desc)
+    _console().print(table)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- show
+
+
+def _load_trajectories(path: str) -> list[Any]:
+    from .errors import StoreError
+
+    try:
+        from .rollout.store import read_trajectories
+    except ImportError:  # pragma: no cover - the store module ships with the package
+        read_trajectories = None
+    p = Path(path)
+    if not p.exists():
+        raise StoreError(f"no such file: {path}")
+    if read_trajectories is not None:
+        return list(read_trajectories(p))
+    from .types import Trajectory
+
+    return [Trajectory.model_validate_json(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+def _render_trajectory(t: Any, console: Any, max_chars: int) -> None:
+    from rich.panel import Panel
+    from rich.text import Text
+
+    header = (
+        f"[bold]{t.id}[/bold]  task={t.task_id}  env={t.env_id or '-'}  role={t.role}"
+        f"  status={t.status}  reward={t.reward:.3f}"
+        + (f"  parent={t.parent_id}" if t.parent_id else "")
+    )
+    console.print(header)
+    colors = {"system": "magenta", "user": "green", "assistant": "cyan", "tool": "yellow"}
+    for m in t.messages:
+        body = m.text
+        if len(body) > max_chars:
+            body = body[:max_chars] + f"… [{len(body) - max_chars} more chars]"
+        if m.tool_calls:
+            body += "".join(
+                f"\n→ {c.name}({c.arguments if isinstance(c.arguments, str) else json.dumps(c.arguments)})"
+                for c in m.tool_calls
+            )
+        title = m.role + (f" ({m.name})" if m.name else "")
+        console.print(Panel(Text(body or "(empty)"), title=title, border_style=colors.get(m.role, "white")))
+    if t.judge is not None:
+        facets = ", ".join(f"{k}={v:.3f}" for k, v in t.judge.facets.items())
+        console.print(f"judge: reward={t.judge.reward:.3f} {facets}")
+    if t.error:
+        console.print(f"[red]error:[/red] {t.error.splitlines()[0] if t.error else ''}")
+    if t.metrics:
+        console.print("metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(t.metrics.items())))
+
+
+def _summary(trajs: list[Any], console: Any) -> None:
+    import statistics
+
+    from rich.table import Table
+
+    top = [t for t in trajs if t.parent_id is None]
+    by_status: dict[str, int] = {}
+    for t in top:
+        by_status[t.status] = by_status.get(t.status, 0) + 1
+    rewards = [t.reward for t in top]
+    table = Table(title=f"{len(top)} episodes ({len(trajs) - len(top)} child trajectories)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("mean reward", f"{statistics.fmean(rewards):.4f}" if rewards else "-")
+    table.add_row("reward std", f"{statistics.pstdev(rewards):.4f}" if len(rewards) > 1 else "-")
+    for s, n in sorted(by_status.items()):
+        table.add_row(f"status {s}", str(n))
+    turns = [t.metrics.get("turns", 0.0) for t in top]
+    table.add_row("mean turns", f"{statistics.fmean(turns):.2f}" if turns else "-")
+    calls = [t.metrics.get("tool_calls", 0.0) for t in top]
+    table.add_row("mean tool calls", f"{statistics.fmean(calls):.2f}" if calls else "-")
+    crit = [t.metrics["critical_steps"] for t in top if "critical_steps" in t.metrics]
+    if crit:
+        table.add_row("mean critical steps", f"{statistics.fmean(crit):.2f}")
+    envs = sorted({t.env_id for t in top if t.env_id})
+    table.add_row("envs", ", ".join(envs) or "-")
+    console.print(table)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+
+    trajs = _load_trajectories(args.file)
+    console = _console()
+    if args.id:
+        sel = [t for t in trajs if t.id == args.id]
+        if not sel:
+            raise ConfigError(f"no trajectory with id {args.id!r} in {args.file}")
+    elif args.index is not None:
+        if not -len(trajs) <= args.index < len(trajs):
+            raise ConfigError(f"index {args.index} out of range: {args.file} holds {len(trajs)} trajectories")
+        sel = [trajs[args.index]]
+    else:
+        _summary(trajs, console)
+        return 0
+    for t in sel:
+        _render_trajectory(t, console, args.max_chars)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- bench
+
+
+def _benchmarks_dir() -> Path:
+    return Path(__file__).resolve().parent / "benchmarks"
+
+
+def cmd_bench(args: argparse.Namespace, extra: list[str]) -> int:
+    import importlib
+
+    from .errors import ConfigError
+
+    bdir = _benchmarks_dir()
+    if not bdir.is_dir():
+        raise ConfigError(
+            "benchmarks are not installed with the wheel; run `swarmgym bench` from a source checkout "
+            "(pip install -e .)"
+        )
+    names = sorted(p.stem for p in bdir.glob("*.py") if not p.stem.startswith("_"))
+    if args.name not in names:
+        raise ConfigError(f"unknown benchmark {args.name!r}; available: {', '.join(names)}")
+    root = str(bdir.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    mod = importlib.import_module(f"benchmarks.{args.name}")
+    return int(mod.main(extra) or 0)
+
+
+# ---------------------------------------------------------------------------------------------- sandbox
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from . import sandbox_cli
+
+    console = _console()
+    if args.action == "build":
+        tag = sandbox_cli.build(args.name, force=args.force)
+        console.print(f"sandbox image ready: [bold]{tag}[/bold]")
+    elif args.action == "ls":
+        from rich.table import Table
+
+        rows = sandbox_cli.ls()
+        table = Table(title="swarmgym sandboxes")
+        for col in ("kind", "id/tag", "details"):
+            table.add_column(col)
+        for r in rows:
+            ident = r.get("tag") or r.get("name") or r.get("id", "")
+            details = ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("kind", "tag", "name"))
+            table.add_row(r.get("kind", ""), str(ident), details)
+        console.print(table if rows else "no sandbox images or containers")
+    else:
+        n = sandbox_cli.gc()
+        console.print(f"removed {n} leftover sandbox(es) of dead owners")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- fake-server
+
+
+def cmd_fake_server(args: argparse.Namespace) -> int:
+    from .testing.fake_server import serve
+
+    latency: Any = args.latency
+    if args.latency_max is not None:
+        latency = (args.latency, args.latency_max)
+    print(f"fake OpenAI-compatible server on http://{args.host}:{args.port}/v1 (Ctrl-C to stop)", flush=True)
+    serve(
+        port=args.port,
+        host=args.host,
+        latency=latency,
+        models=tuple(args.model),
+        fail_rate=args.fail_rate,
+        fail_status=args.fail_status,
+        seed=args.seed,
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="swarmgym", description="Agentic RL environments, sandboxed tools, judges and rollouts at scale."
+    )
+    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    e = sub.add_parser("envs", help="list registered environments")
+    e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    r = sub.add_parser("run", help="run episodes of an env with a policy and store the trajectories")
+    try:
+        from .rollout.cli import add_run_arguments
+
+        add_run_arguments(r)
+    except ImportError:  # pragma: no cover - rollout ships with the package
+        r.add_argument("env")
+
+    s = sub.add_parser("show", help="show a stored trajectory, or summary stats of a JSONL file")
+    s.add_argument("file", help="a trajectories JSONL file (from `swarmgym run --out`)")
+    s.add_argument("-i", "--index", type=int, default=None, help="show the trajectory at this index")
+    s.add_argument("--id", default=None, help="show the trajectory with this id")
+    s.add_argument("--max-chars", type=int, default=2000, help="cut each message after this many chars")
+
+    f = sub.add_parser("fake-server", help="serve a fake OpenAI-compatible model on 127.0.0.1")
+    f.add_argument("--port", type=int, default=8000)
+    f.add_argument("--host", default="127.0.0.1")
+    f.add_argument("--latency", type=float, default=0.0, help="seconds per request (min when --latency-max)")
+    f.add_argument("--latency-max", type=float, default=None, help="draw latency uniformly up to this")
+    f.add_argument("--model", action="append", default=None, help="model name(s) served (default fake-model)")
+    f.add_argument("--fail-rate", type=float, default=0.0, help="fraction of requests that fail")
+    f.add_argument("--fail-status", type=int, default=500, help="status of failed requests (0 = drop)")
+    f.add_argument("--seed", type=int, default=0)
+
+    b = sub.add_parser("bench", help="run a benchmark (overhead, sandbox, judges, rollout, swarm, tito, hf)")
+    b.add_argument("name")
+
+    sb = sub.add_parser("sandbox", help="build, list or garbage-collect sandboxes")
+    sb.add_argument("action", choices=["build", "ls", "gc"])
+    sb.add_argument("name", nargs="?", default=None, help="image name (build)")
+    sb.add_argument("--force", action="store_true", help="rebuild even if the image exists")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # `bench NAME ...` passes everything after NAME to the benchmark's own parser
+    extra: list[str] = []
+    if "bench" in argv:
+        i = argv.index("bench")
+        if len(argv) > i + 1:
+            extra = argv[i + 2 :]
+            argv = argv[: i + 2]
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(__version__)
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.command == "fake-server" and args.model is None:
+        args.model = ["fake-model"]
+    try:
+        if args.command == "envs":
+            return cmd_envs(args)
+        if args.command == "run":
+            from .rollout.cli import run_command
+
+            return int(run_command(args) or 0)
+        if args.command == "show":
+            return cmd_show(args)
+        if args.command == "bench":
+            return cmd_bench(args, extra)
+        if args.command == "sandbox":
+            return cmd_sandbox(args)
+        if args.command == "fake-server":
+            return cmd_fake_server(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if args.debug:
+            raise
+        from .errors import SwarmgymError
+
+        kind = "error" if isinstance(e, SwarmgymError) else f"error ({type(e).__name__})"
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"swarmgym: {kind}: {msg}", file=sys.stderr)
+        if not isinstance(e, SwarmgymError):
+            print("  (run with --debug for the traceback)", file=sys.stderr)
+        return 2 if isinstance(e, SwarmgymError) else 1
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
