@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ConfigError
 from ..judges.base import Judge, JudgeContext, NullJudge, Weighted, safe_score
+from ..prompts.base import PromptEnhancer
 from ..toolsets.base import ToolContext
 from ..types import (
     Completion,
@@ -82,16 +83,6 @@ class TaskSource(Protocol):
     def __len__(self) -> int: ...
 
     def __getitem__(self, index: int) -> Task: ...
-
-
-class PromptEnhancer(Protocol):
-    """Rewrites a task (diversified wording, added constraints). ``rng`` is a seeded ``random.Random``.
-
-    An enhancer may also have an attribute ``judge`` (a Judge checking what it added) and ``weight``; the env
-    adds that judge to its own with ``Weighted``.
-    """
-
-    def enhance(self, task: Task, rng: random.Random) -> Task: ...
 
 
 def truncate_middle(text: str, limit: int) -> str:

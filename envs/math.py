@@ -131,10 +131,8 @@ class ReasoningGymJudge:
 
 
 def _math_equal(pred: str, gold: str) -> float:
-    try:
-        from ..judges.math import math_equal
-    except ImportError:  # math judge not available: exact string comparison only
-        return float(pred.strip() == gold.strip())
+    from ..judges.math_answer import math_equal  # math-verify loads on first use
+
     return float(math_equal(pred, gold))
 
 

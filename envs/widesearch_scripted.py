@@ -1,0 +1,219 @@
+"""SCRIPTED BASELINES for WideSearch — hand-written agents, not models.
+
+They are the envs' oracles and the benchmark's baselines, and they really use the tools: every cell of
+their answer comes from a page they opened. Each is a pure function of the conversation so far (no hidden
+state), so the same logic runs as an ``env.oracle``, inside a :class:`~swarmgym.policies.ScriptedPolicy`,
+or behind the fake OpenAI server (:func:`fake_server_responder`).
+
+- :func:`single_agent_step` — **sequential single agent**: finds the registries (one search turn, one open
+  turn), then looks the entities up **one by one** (a search turn, then one turn opening that entity's two
+  pages), then answers with the table.
+- :func:`orchestrator_step` — **scripted orchestrator**: finds the registries the same way, then in one turn
+  creates a sub-agent and assigns the entity list to sub-agents in chunks (parallel ``assign_task`` calls);
+  each sub-agent runs :func:`single_agent_step` on its chunk; the orchestrator merges their tables.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from ..types import Message, ToolCall
+from .widesearch_data import parse_request, subtask_prompt
+
+__all__ = [
+    "single_agent_step",
+    "orchestrator_step",
+    "fake_server_responder",
+    "SUBAGENT_SYSTEM",
+    "ORCHESTRATOR_SYSTEM",
+    "SINGLE_SYSTEM",
+]
+
+SINGLE_SYSTEM = (
+    "You build tables from a document collection. Use search to find pages and open to read them. "
+    "Each entity has a profile page (titled with its name) and a history page; registries list members."
+)
+ORCHESTRATOR_SYSTEM = (
+    "You coordinate a swarm of research sub-agents. Find what has to be looked up, create sub-agents with "
+    "create_subagent, and dispatch independent parts of the work to them in parallel with assign_task "
+    "(several calls in one turn run concurrently). Merge their answers into the final table."
+)
+SUBAGENT_PROMPT = (
+    "You are a research agent. Look up each entity you are given with search and open (its profile page and "
+    "its history page), and answer with one markdown table of the requested columns."
+)
+
+_HIT = re.compile(r"^\[\d+\] id=(\S+)(?: (.*?))? \(score [-0-9.eE+]+\)$", re.MULTILINE)
+_FACT = re.compile(r"^([A-Z][A-Za-z ]*): (.+)$", re.MULTILINE)
+
+
+def _first_user(messages: Sequence[Message]) -> str:
+    for m in messages:
+        if m.role == "user":
+            return m.text
+    return ""
+
+
+class _History:
+    """The calls made so far and their results, indexed for the scripted agents."""
+
+    def __init__(self, messages: Sequence[Message]) -> None:
+        self.results: dict[str, str] = {m.tool_call_id: m.text for m in messages if m.role == "tool" and m.tool_call_id}
+        self.turn = sum(1 for m in messages if m.role == "assistant")
+        self.searches: dict[str, str] = {}  # query -> result text
+        self.opens: dict[str, str] = {}  # doc id -> result text
+        self.calls: list[ToolCall] = []
+        for m in messages:
+            if m.role != "assistant":
+                continue
+            for c in m.tool_calls or ():
+                self.calls.append(c)
+                args = c.arguments if isinstance(c.arguments, dict) else {}
+                res = self.results.get(c.id)
+                if res is None:
+                    continue
+                if c.name == "search":
+                    self.searches[str(args.get("query", ""))] = res
+                elif c.name == "open":
+                    self.opens[str(args.get("doc_id", ""))] = res
+
+    def call(self, i: int, name: str, **arguments: Any) -> dict[str, Any]:
+        return {"id": f"call_{self.turn}_{i}", "name": name, "arguments": arguments}
+
+
+def _hits(search_result: str) -> list[tuple[str, str]]:
+    return [(m.group(1), (m.group(2) or "").strip()) for m in _HIT.finditer(search_result)]
+
+
+def _registry_query(label: str) -> str:
+    return f"Registry {label}"
+
+
+def _resolve_registries(h: _History, registries: list[str]) -> tuple[list[dict[str, Any]] | None, list[str]]:
+    """Either the next calls (search, then open, all registries in parallel) or the member list."""
+    todo = [r for r in registries if _registry_query(r) not in h.searches]
+    if todo:
+        return [h.call(i, "search", query=_registry_query(r), k=5) for i, r in enumerate(todo)], []
+    ids: list[str] = []
+    for r in registries:
+        ids += [d for d, title in _hits(h.searches[_registry_query(r)]) if title == f"Registry: {r}"][:1]
+    to_open = [d for d in ids if d not in h.opens]
+    if to_open:
+        return [h.call(i, "open", doc_id=d) for i, d in enumerate(to_open)], []
+    members: list[str] = []
+    for d in ids:
+        for line in h.opens[d].splitlines():
+            if line.startswith("Members: "):
+                members += [x.strip() for x in line[len("Members: "):].split(";") if x.strip()]
+    return None, members
+
+
+def _entity_pages(h: _History, name: str) -> list[str]:
+    return [d for d, title in _hits(h.searches.get(name, "")) if title in (name, f"{name} (history)")]
+
+
+def _facts(h: _History, name: str) -> dict[str, str]:
+    out: dict[str, str] = {"Name": name}
+    for d in _entity_pages(h, name):
+        for m in _FACT.finditer(h.opens.get(d, "")):
+            out.setdefault(m.group(1).strip(), m.group(2).strip())
+    return out
+
+
+def _cell(v: str) -> str:
+    return v.replace("|", "\\|")
+
+
+def _table(columns: list[str], rows: list[dict[str, str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def single_agent_step(messages: Sequence[Message]) -> dict[str, Any] | str:
+    """SCRIPTED BASELINE: the next action of the sequential single agent (also the sub-agent logic)."""
+    registries, entities, columns = parse_request(_first_user(messages))
+    if not columns:
+        return "I cannot read the task: it lists no columns."
+    h = _History(messages)
+    if registries:
+        calls, members = _resolve_registries(h, registries)
+        if calls:
+            return {"role": "assistant", "content": None, "tool_calls": calls}
+        entities = members + [e for e in entities if e not in members]
+    for name in entities:  # one by one: search, then open its pages, then the next entity
+        if name not in h.searches:
+            return {"role": "assistant", "content": None, "tool_calls": [h.call(0, "search", query=name, k=5)]}
+        pending = [d for d in _entity_pages(h, name) if d not in h.opens]
+        if pending:
+            return {"role": "assistant", "content": None,
+                    "tool_calls": [h.call(i, "open", doc_id=d) for i, d in enumerate(pending)]}
+    return _table(columns, [_facts(h, n) for n in entities])
+
+
+def orchestrator_step(
+    messages: Sequence[Message], *, entities_per_agent: int = 2, max_agents: int = 100
+) -> dict[str, Any] | str:
+    """SCRIPTED BASELINE: the next action of the scripted orchestrator.
+
+    Args:
+        messages: the conversation so far.
+        entities_per_agent: entities per sub-agent (more sub-agents are used when the cap allows).
+        max_agents: most sub-agents to launch (chunks grow when there are more entities).
+    """
+    registries, entities, columns = parse_request(_first_user(messages))
+    if not columns:
+        return "I cannot read the task: it lists no columns."
+    h = _History(messages)
+    if registries:
+        calls, members = _resolve_registries(h, registries)
+        if calls:
+            return {"role": "assistant", "content": None, "tool_calls": calls}
+        entities = members + [e for e in entities if e not in members]
+    assigned = [c for c in h.calls if c.name == "assign_task"]
+    if not assigned:
+        if not entities:
+            return _table(columns, [])
+        n_agents = min(max_agents, -(-len(entities) // max(1, entities_per_agent)))
+        size = -(-len(entities) // n_agents)
+        chunks = [entities[i : i + size] for i in range(0, len(entities), size)]
+        calls = [h.call(0, "create_subagent", name="researcher", system_prompt=SUBAGENT_PROMPT)]
+        calls += [
+            h.call(i + 1, "assign_task", agent="researcher", prompt=subtask_prompt(chunk, columns))
+            for i, chunk in enumerate(chunks)
+        ]
+        return {"role": "assistant", "content": None, "tool_calls": calls}
+    from ..judges.f1 import parse_markdown_table
+
+    rows: dict[str, dict[str, str]] = {}
+    for c in assigned:
+        for r in parse_markdown_table(h.results.get(c.id, "")) or []:
+            if r.get("Name"):
+                rows.setdefault(r["Name"], r)
+    return _table(columns, [rows[n] for n in entities if n in rows])
+
+
+def fake_server_responder(*, entities_per_agent: int = 2, max_agents: int = 100) -> Any:
+    """A responder for :class:`~swarmgym.testing.FakeOpenAIServer` that plays the scripted baselines:
+    the orchestrator when the request offers ``create_subagent``, the single/sub-agent otherwise."""
+
+    def respond(req: dict[str, Any]) -> Any:
+        msgs = []
+        for raw in req.get("messages", []):
+            d = dict(raw)
+            if d.get("tool_calls"):
+                d["tool_calls"] = [ToolCall.from_openai(c) for c in d["tool_calls"]]
+            msgs.append(Message.model_validate(d))
+        tools = {t.get("function", {}).get("name") for t in req.get("tools") or ()}
+        if "create_subagent" in tools:
+            out = orchestrator_step(msgs, entities_per_agent=entities_per_agent, max_agents=max_agents)
+        else:
+            out = single_agent_step(msgs)
+        if isinstance(out, dict):
+            out = {**out, "tool_calls": [{**c, "arguments": json.dumps(c["arguments"])} for c in out["tool_calls"]]}
+        return out
+
+    return respond
