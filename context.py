@@ -30,7 +30,7 @@ from typing import Any
 from .policies.base import PolicyContext
 from .types import Message, SamplingParams
 
-__all__ = ["estimate_tokens", "HideToolResults", "DiscardAll", "Summary", "HIDDEN_MARKER"]
+__all__ = ["HIDDEN_MARKER", "DiscardAll", "HideToolResults", "Summary", "estimate_tokens"]
 
 HIDDEN_MARKER = "[tool result hidden to save context]"
 

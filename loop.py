@@ -25,6 +25,7 @@ from .types import Completion, Message, SamplingParams, Task, Trajectory
 __all__ = ["run_episode", "ContextStrategy", "IdentityContext"]
 
 _DEFAULT_SAMPLING = SamplingParams()
+_DEFAULT_FROZEN = PolicyRouter().frozen
 
 
 @runtime_checkable
@@ -78,14 +79,18 @@ async def run_episode(
             (the rollout manager uses it for pausing, per-role limits and swapping policy versions).
         fork: run on ``env.fork()`` (default) instead of ``env`` itself.
     """
-    router = PolicyRouter.of(policy)
+    if isinstance(policy, PolicyRouter):
+        pol = policy.get(role)
+        trainable = policy.is_trainable(role)
+    else:  # a bare policy: no router object per episode
+        pol, trainable = policy, role not in _DEFAULT_FROZEN
     ep = env.fork() if fork else env
     sampling = sampling or _DEFAULT_SAMPLING
     await ep.areset(
         seed=seed,
         task=task,
         role=role,
-        trainable=router.is_trainable(role),
+        trainable=trainable,
         parent_id=parent_id,
         group_id=group_id,
         sample_index=sample_index,
@@ -98,26 +103,33 @@ async def run_episode(
     specs = ep.tool_specs
     pctx = PolicyContext(task=ep.task, env=ep, role=role, episode_id=traj.id)
     deadline = ep.limits.episode_timeout_s
+
+    async def drive() -> None:
+        nonlocal pol
+        while True:
+            if before_call is not None:
+                swapped = await before_call(pctx)
+                if swapped is not None:
+                    pol = swapped
+            msgs = traj.messages if strategy is None else await strategy.view(traj.messages, pctx)
+            completion = await pol.complete(msgs, specs, sampling, ctx=pctx)
+            pctx.turn += 1
+            if type(completion) is not Completion:  # a user policy returning a str/dict/Message
+                completion = coerce_action(completion)
+            terminated, truncated, _ = await ep._take_turn(ep._ep, completion)
+            if terminated or truncated:
+                return
+
     try:
-        with anyio.fail_after(deadline) if deadline else _nullcontext():
-            pol = router.get(role)
-            while True:
-                if before_call is not None:
-                    swapped = await before_call(pctx)
-                    if swapped is not None:
-                        pol = swapped
-                msgs = traj.messages if strategy is None else await strategy.view(traj.messages, pctx)
-                completion = await pol.complete(msgs, specs, sampling, ctx=pctx)
-                pctx.turn += 1
-                if type(completion) is not Completion:  # a user policy returning a str/dict/Message
-                    completion = coerce_action(completion)
-                terminated, truncated, _ = await ep._take_turn(ep._ep, completion)
-                if terminated or truncated:
-                    break
-    except PolicyError as e:  # before TimeoutError: PolicyTimeoutError is both
+        if deadline:
+            with anyio.move_on_after(deadline) as scope:
+                await drive()
+            if scope.cancelled_caught:  # the episode deadline: a truncation; what was produced is judged
+                await ep.aclose_episode("truncated", f"episode deadline of {deadline:g} s exceeded")
+        else:
+            await drive()
+    except PolicyError as e:
         await ep.aclose_episode("error", f"{type(e).__name__}: {e}")
-    except TimeoutError:  # the episode deadline: a truncation, and what was produced is still judged
-        await ep.aclose_episode("truncated", f"episode deadline of {deadline:g} s exceeded")
     except anyio.get_cancelled_exc_class():
         with anyio.CancelScope(shield=True):
             await ep.aclose_episode("cancelled", "cancelled")
@@ -131,13 +143,3 @@ async def run_episode(
             # hundreds of episodes in flight was a large share of the loop's CPU.
             ep._ep = None
     return traj
-
-
-class _nullcontext:
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None

@@ -183,6 +183,7 @@ class AgentEnv(gymnasium.Env):
         extra = [(e.judge, float(getattr(e, "weight", 1.0))) for e in self.enhancers if getattr(e, "judge", None)]
         self.judge: Judge = Weighted([(base_judge, 1.0), *extra]) if extra else base_judge
         self.system_prompt = system_prompt
+        self._system_message = Message(role="system", content=system_prompt) if system_prompt else None
         self.limits = limits or EpisodeLimits()
         self.sandbox = sandbox
         self.oracle = oracle
@@ -270,9 +271,8 @@ class AgentEnv(gymnasium.Env):
 
     def _opening(self, task: Task) -> list[Message]:
         if isinstance(task.prompt, str):
-            msgs = [Message(role="system", content=self.system_prompt)] if self.system_prompt else []
-            msgs.append(Message(role="user", content=task.prompt))
-            return msgs
+            user = Message(role="user", content=task.prompt)  # the system message is built once per env
+            return [self._system_message, user] if self._system_message is not None else [user]
         return list(task.prompt)
 
     # ------------------------------------------------------------------ async API
@@ -314,8 +314,9 @@ class AgentEnv(gymnasium.Env):
             rng = random.Random(int(self.np_random.integers(2**62)))
             for e in self.enhancers:
                 t = e.enhance(t, rng)
-        # construct: every value here is already validated (Task, Messages, ToolSpecs, plain scalars)
-        traj = Trajectory.model_construct(
+        # (plain constructors, not model_construct: pydantic's Rust validation is faster than its
+        # Python-level construct path for these models)
+        traj = Trajectory(
             id=trajectory_id or new_id("traj_"),
             task_id=t.id,
             sample_index=sample_index,
@@ -325,15 +326,7 @@ class AgentEnv(gymnasium.Env):
             role=role,
             trainable=trainable,
             messages=self._opening(t),
-            completions=[],
             tools=list(self.tool_specs),
-            reward=0.0,
-            judge=None,
-            metrics={},
-            status="ok",
-            error=None,
-            children=[],
-            info={},
         )
         ctx = ToolContext(
             task=t, spawn=spawn or self._default_spawn, env=self, episode_id=traj.id, role=role, depth=depth
@@ -397,10 +390,7 @@ class AgentEnv(gymnasium.Env):
                 content = res.content
                 if isinstance(content, str):
                     content = truncate_middle(content, self.limits.max_tool_output_chars)
-                # construct: every field comes from validated models already
-                traj.messages.append(
-                    Message.model_construct(role="tool", content=content, tool_call_id=call.id, name=call.name)
-                )
+                traj.messages.append(Message(role="tool", content=content, tool_call_id=call.id, name=call.name))
                 if not res.is_error and self._is_terminal(call.name):
                     terminated = True
         budget = self.limits.max_total_tool_calls
@@ -538,7 +528,7 @@ class AgentEnv(gymnasium.Env):
             child = child.fork()
             child.limits = limits
         parent = self._ep
-        return await run_episode(
+        traj = await run_episode(
             child,
             self.policies,
             task,
@@ -547,6 +537,9 @@ class AgentEnv(gymnasium.Env):
             depth=(parent.ctx.depth + 1) if parent else 1,
             **kw,
         )
+        if parent is not None:
+            parent.traj.children.append(traj.id)
+        return traj
 
     # ------------------------------------------------------------------ Gym API
 
@@ -592,16 +585,19 @@ class _SyncRunner:
     """An event loop on a private daemon thread that runs the async API for the sync Gym API.
 
     Not anyio's blocking portal: its worker thread is non-daemon, so a user who forgets ``env.close()``
-    would hang the interpreter at exit. anyio code runs unchanged on this plain asyncio loop.
+    would hang the interpreter at exit. anyio code runs unchanged on this plain asyncio loop. The loop is
+    closed by its own thread when it stops, so a forgotten env (stopped by the finalizer) leaks nothing.
     """
 
     def __init__(self) -> None:
         import asyncio
         import threading
+        import weakref
 
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="swarmgym-env", daemon=True)
+        self._loop = loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=_run_loop, args=(loop,), name="swarmgym-env", daemon=True)
         self._thread.start()
+        self._finalizer = weakref.finalize(self, _stop_loop, loop)
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         import asyncio
@@ -609,16 +605,20 @@ class _SyncRunner:
         return asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), self._loop).result()
 
     def close(self) -> None:
-        if self._loop.is_closed():
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._finalizer()
         self._thread.join(timeout=5)
-        if not self._thread.is_alive():
-            self._loop.close()
 
-    def __del__(self) -> None:  # best effort: never leave a spinning loop behind
+
+def _run_loop(loop: Any) -> None:
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
+
+
+def _stop_loop(loop: Any) -> None:
+    if not loop.is_closed():
         try:
-            if not self._loop.is_closed():
-                self._loop.call_soon_threadsafe(self._loop.stop)
-        except Exception:
+            loop.call_soon_threadsafe(loop.stop)
+        except RuntimeError:  # closed in between
             pass

@@ -25,6 +25,8 @@ __all__ = ["ReasoningGymTasks", "ReasoningGymJudge", "make_math_env", "make_tool
 
 MATH_DATASETS = ("basic_arithmetic", "chain_sum", "gcd", "lcm", "fraction_simplification", "prime_factorization")
 TOOL_DATASETS = ("basic_arithmetic", "chain_sum")
+# generators whose tasks have several valid answers (judged by reasoning-gym's own checker)
+MULTI_ANSWER_DATASETS = frozenset({"boxnet", "graph_color", "propositional_logic", "rubiks_cube", "rush_hour"})
 
 MATH_SYSTEM = "Solve the problem. Think step by step, then give only the final answer inside \\boxed{}."
 TOOL_SYSTEM = (
@@ -106,28 +108,47 @@ def _boxed(text: str) -> str | None:
 
 
 class ReasoningGymJudge:
-    """Reward 1 when the ``\\boxed{}`` answer is right: reasoning-gym's ``score_answer`` first (it knows
-    each generator's answer format), then math-equivalence (math-verify) for other forms of the same value.
+    """Reward 1 when the ``\\boxed{}`` answer is right.
 
-    Facets: ``correct`` (the reward), ``format`` (1 if a boxed answer was found).
+    Tasks with one gold value are judged by math equivalence: reasoning-gym's scorers give partial credit
+    by string similarity (``-31239`` for ``-3123`` scores 0.83 in ``basic_arithmetic``) and accept some
+    wrong strings outright, and a reward for being *textually close* invites reward hacking. Generators
+    with several valid answers use reasoning-gym's checker (full score only, unless ``partial_credit``).
+    The scorer's own value is kept as the ``rg_score`` facet.
+
+    Args:
+        source: the task source the tasks came from.
+        partial_credit: use reasoning-gym's fractional scores as the reward.
+
+    Facets: ``correct`` (the reward), ``format`` (1 if a boxed answer was found), ``rg_score``.
     """
 
     name = "math"
 
-    def __init__(self, source: ReasoningGymTasks) -> None:
+    def __init__(self, source: ReasoningGymTasks, *, partial_credit: bool = False) -> None:
         self.source = source
+        self.partial_credit = partial_credit
 
     async def score(self, task: Task, trajectory: Trajectory, ctx: JudgeContext) -> JudgeResult:
         pred = _boxed(trajectory.final_text)
         if pred is None:
-            return JudgeResult(reward=0.0, facets={"correct": 0.0, "format": 0.0}, info={"reason": "no \\boxed{} answer"})
+            return JudgeResult(
+                reward=0.0, facets={"correct": 0.0, "format": 0.0, "rg_score": 0.0}, info={"reason": "no \\boxed{} answer"}
+            )
         try:
-            r = float(self.source.dataset(task.metadata["dataset"]).score_answer(pred, self.source.entry(task)))
-        except Exception:
-            r = 0.0
-        if r < 1.0:
-            r = max(r, _math_equal(pred, str(task.answer)))
-        return JudgeResult(reward=r, facets={"correct": r, "format": 1.0}, info={"pred": pred})
+            rg = float(self.source.dataset(task.metadata["dataset"]).score_answer(pred, self.source.entry(task)))
+        except Exception:  # a scorer that chokes on odd input scores 0, never crashes the episode
+            rg = 0.0
+        if task.metadata.get("dataset") in MULTI_ANSWER_DATASETS:
+            # no single gold answer: only the generator's own checker can tell
+            r = rg if self.partial_credit else float(rg >= 1.0)
+        else:
+            # one gold value: math equivalence decides (reasoning-gym's scorers are lenient in places, e.g.
+            # fraction_simplification accepts "$\\dfrac{464}{887}$9" for 464/887)
+            r = float(_math_equal(pred, str(task.answer)))
+            if self.partial_credit and r < 1.0:
+                r = min(rg, 0.99)
+        return JudgeResult(reward=r, facets={"correct": r, "format": 1.0, "rg_score": rg}, info={"pred": pred})
 
 
 def _math_equal(pred: str, gold: str) -> float:

@@ -120,11 +120,11 @@ def coerce_action(action: Any) -> Completion:
             raise ValueError(f"action message must have role 'assistant', got {action.message.role!r}")
         return action
     if isinstance(action, str):
-        return Completion.model_construct(message=Message(role="assistant", content=action))
+        return Completion(message=Message(role="assistant", content=action))
     if isinstance(action, Message):
         if action.role != "assistant":
             raise ValueError(f"action message must have role 'assistant', got {action.role!r}")
-        return Completion.model_construct(message=action)
+        return Completion(message=action)
     if isinstance(action, dict):
         d = dict(action)
         d.setdefault("role", "assistant")
@@ -141,7 +141,7 @@ def coerce_action(action: Any) -> Completion:
         msg = Message.model_validate(d)  # pydantic ValidationError is a ValueError
         if msg.role != "assistant":
             raise ValueError(f"action message must have role 'assistant', got {msg.role!r}")
-        return Completion.model_construct(message=msg)
+        return Completion(message=msg)
     raise TypeError(
         f"action must be a str, an OpenAI-style dict, a Message or a Completion, got {type(action).__name__}"
     )

@@ -26,15 +26,15 @@ from typing import Any
 from ..types import Task
 
 __all__ = [
+    "KINDS",
     "Entity",
-    "World",
     "WideSearchTasks",
+    "World",
     "generate_world",
     "get_world",
-    "task_prompt",
-    "subtask_prompt",
     "parse_request",
-    "KINDS",
+    "subtask_prompt",
+    "task_prompt",
 ]
 
 _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "tr",
@@ -217,7 +217,7 @@ def generate_world(seed: int = 0, *, countries: int = 14, group_size: tuple[int,
             label = f"{sector} companies of {c}"
             ms = []
             for _ in range(size()):
-                n = names.unique(lambda: f"{names.word((2, 3))} {sector.capitalize()} {rng.choice(_COMPANY_SUFFIX)}")
+                n = names.unique(lambda s=sector: f"{names.word((2, 3))} {s.capitalize()} {rng.choice(_COMPANY_SUFFIX)}")
                 attrs = {
                     "Founded": str(rng.randint(1850, 2020)),
                     "Headquarters": rng.choice(cities[c]),

@@ -8,9 +8,9 @@ or behind the fake OpenAI server (:func:`fake_server_responder`).
 - :func:`single_agent_step` — **sequential single agent**: finds the registries (one search turn, one open
   turn), then looks the entities up **one by one** (a search turn, then one turn opening that entity's two
   pages), then answers with the table.
-- :func:`orchestrator_step` — **scripted orchestrator**: finds the registries the same way, then in one turn
-  creates a sub-agent and assigns the entity list to sub-agents in chunks (parallel ``assign_task`` calls);
-  each sub-agent runs :func:`single_agent_step` on its chunk; the orchestrator merges their tables.
+- :func:`orchestrator_step` — **scripted orchestrator** (it has only the swarm tools): turn 1 creates a
+  sub-agent and assigns one registry listing per registry; turn 2 assigns the entities in chunks, all in
+  parallel; turn 3 merges the sub-agents' tables. Every sub-agent runs :func:`single_agent_step`.
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..types import Message, ToolCall
-from .widesearch_data import parse_request, subtask_prompt
+from .widesearch_data import parse_request, subtask_prompt, task_prompt
 
 __all__ = [
-    "single_agent_step",
-    "orchestrator_step",
-    "fake_server_responder",
-    "SUBAGENT_SYSTEM",
     "ORCHESTRATOR_SYSTEM",
     "SINGLE_SYSTEM",
+    "SUBAGENT_PROMPT",
+    "fake_server_responder",
+    "orchestrator_step",
+    "single_agent_step",
 ]
 
 SINGLE_SYSTEM = (
@@ -80,8 +80,8 @@ class _History:
                 elif c.name == "open":
                     self.opens[str(args.get("doc_id", ""))] = res
 
-    def call(self, i: int, name: str, **arguments: Any) -> dict[str, Any]:
-        return {"id": f"call_{self.turn}_{i}", "name": name, "arguments": arguments}
+    def call(self, i: int, tool: str, **arguments: Any) -> dict[str, Any]:
+        return {"id": f"call_{self.turn}_{i}", "name": tool, "arguments": arguments}
 
 
 def _hits(search_result: str) -> list[tuple[str, str]]:
@@ -144,6 +144,8 @@ def single_agent_step(messages: Sequence[Message]) -> dict[str, Any] | str:
         if calls:
             return {"role": "assistant", "content": None, "tool_calls": calls}
         entities = members + [e for e in entities if e not in members]
+    if columns == ["Name"]:  # a listing request: the registries are the answer, nothing to look up
+        return _table(columns, [{"Name": n} for n in entities])
     for name in entities:  # one by one: search, then open its pages, then the next entity
         if name not in h.searches:
             return {"role": "assistant", "content": None, "tool_calls": [h.call(0, "search", query=name, k=5)]}
@@ -162,38 +164,49 @@ def orchestrator_step(
     Args:
         messages: the conversation so far.
         entities_per_agent: entities per sub-agent (more sub-agents are used when the cap allows).
-        max_agents: most sub-agents to launch (chunks grow when there are more entities).
+        max_agents: most sub-agents to launch, listing agents included (chunks grow when there are more
+            entities).
     """
     registries, entities, columns = parse_request(_first_user(messages))
     if not columns:
         return "I cannot read the task: it lists no columns."
+    from ..judges.f1 import parse_markdown_table
+
     h = _History(messages)
-    if registries:
-        calls, members = _resolve_registries(h, registries)
-        if calls:
-            return {"role": "assistant", "content": None, "tool_calls": calls}
-        entities = members + [e for e in entities if e not in members]
-    assigned = [c for c in h.calls if c.name == "assign_task"]
-    if not assigned:
-        if not entities:
-            return _table(columns, [])
-        n_agents = min(max_agents, -(-len(entities) // max(1, entities_per_agent)))
+    assigned = [c for c in h.calls if c.name == "assign_task" and isinstance(c.arguments, dict)]
+    listing = [c for c in assigned if parse_request(str(c.arguments.get("prompt", "")))[0]]
+    lookups = [c for c in assigned if c not in listing]
+    created = any(c.name == "create_subagent" for c in h.calls)
+    calls: list[dict[str, Any]] = []
+    if not created:
+        calls.append(h.call(0, "create_subagent", name="researcher", system_prompt=SUBAGENT_PROMPT))
+    if registries and not listing:
+        # stage 1: one sub-agent per registry lists its members (the orchestrator has no search tool)
+        calls += [
+            h.call(len(calls) + i, "assign_task", agent="researcher", prompt=task_prompt([r], ["Name"]))
+            for i, r in enumerate(registries)
+        ]
+        return {"role": "assistant", "content": None, "tool_calls": calls}
+    members: list[str] = []
+    for c in listing:
+        members += [r["Name"] for r in parse_markdown_table(h.results.get(c.id, "")) or [] if r.get("Name")]
+    entities = members + [e for e in entities if e not in members]
+    if not lookups and entities and columns != ["Name"]:
+        # stage 2: the entities in chunks, all sub-agents in parallel
+        n_agents = max(1, min(max_agents - len(listing), -(-len(entities) // max(1, entities_per_agent))))
         size = -(-len(entities) // n_agents)
         chunks = [entities[i : i + size] for i in range(0, len(entities), size)]
-        calls = [h.call(0, "create_subagent", name="researcher", system_prompt=SUBAGENT_PROMPT)]
         calls += [
-            h.call(i + 1, "assign_task", agent="researcher", prompt=subtask_prompt(chunk, columns))
+            h.call(len(calls) + i, "assign_task", agent="researcher", prompt=subtask_prompt(chunk, columns))
             for i, chunk in enumerate(chunks)
         ]
         return {"role": "assistant", "content": None, "tool_calls": calls}
-    from ..judges.f1 import parse_markdown_table
-
-    rows: dict[str, dict[str, str]] = {}
-    for c in assigned:
+    rows: dict[str, dict[str, str]] = {n: {"Name": n} for n in entities}
+    for c in lookups:
         for r in parse_markdown_table(h.results.get(c.id, "")) or []:
-            if r.get("Name"):
-                rows.setdefault(r["Name"], r)
-    return _table(columns, [rows[n] for n in entities if n in rows])
+            if r.get("Name") in rows and len(rows[r["Name"]]) == 1:
+                rows[r["Name"]] = r
+    return _table(columns, [rows[n] for n in entities])
 
 
 def fake_server_responder(*, entities_per_agent: int = 2, max_agents: int = 100) -> Any:

@@ -24,9 +24,12 @@ wrong answer can equal the right one."""
 
 def _wrap(s: str) -> str:
     # math-verify's LaTeX extractor wants a math environment; a bare "\frac{1}{2}" parses better in $…$.
+    # Inner "$" signs are dropped first: math-verify takes the *first* $…$ span of free text, so
+    # "$\dfrac{464}{887}$9" would otherwise pass as 464/887 with the trailing 9 ignored.
     s = s.strip()
-    if s.startswith("$") or "\\boxed" in s:
+    if "\\boxed" in s:
         return s
+    s = s.replace("\\$", "").replace("$", "").strip()
     return f"${s}$"
 
 

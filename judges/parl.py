@@ -31,12 +31,12 @@ from ..types import JudgeResult, Task, Trajectory
 from .base import Judge, JudgeContext, safe_score
 
 __all__ = [
-    "Schedule",
     "ConstantSchedule",
-    "LinearSchedule",
     "CosineSchedule",
+    "LinearSchedule",
     "PARLReward",
     "PARLStagedReward",
+    "Schedule",
     "swarm_counts",
 ]
 

@@ -1,1 +1,33 @@
-"""(filled in by its issue)."""
+"""Rollout manager: many concurrent episodes with recursive sub-rollouts, groups, partial rollout, a
+crash-safe store and live metrics.
+
+Re-exports only; see :mod:`swarmgym.rollout.manager` for the design.
+"""
+
+from __future__ import annotations
+
+from .groups import GroupStats, group_stats, pass_at_k
+from .limiter import Lease, SlotPool
+from .limits import RolloutLimits
+from .manager import RolloutManager, rollout
+from .metrics import LiveDashboard, RolloutMetrics, serve_prometheus
+from .store import MemoryStore, TrajectoryStore, read_records, read_trajectories, store_manifest
+
+__all__ = [
+    "GroupStats",
+    "Lease",
+    "LiveDashboard",
+    "MemoryStore",
+    "RolloutLimits",
+    "RolloutManager",
+    "RolloutMetrics",
+    "SlotPool",
+    "TrajectoryStore",
+    "group_stats",
+    "pass_at_k",
+    "read_records",
+    "read_trajectories",
+    "rollout",
+    "serve_prometheus",
+    "store_manifest",
+]

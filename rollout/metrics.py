@@ -71,7 +71,7 @@ class RolloutMetrics:
     Counters: ``episodes_started``, ``episodes_finished`` (top-level), ``children_finished``, ``model_calls``,
     ``model_retries``, ``tool_calls``, ``restarts``, ``status_<status>`` (top-level), ``child_status_<status>``,
     ``reward_sum``, ``samples_passed``/``samples_in_groups``; ``errors`` counts
-    failed episodes by error kind. Gauges: ``in_flight``, ``queue_depth``, ``paused``. Histograms (seconds):
+    failed episodes by error kind. Gauges: ``in_flight`` (children included), ``peak_in_flight``, ``queue_depth``, ``paused``. Histograms (seconds):
     ``model_latency_s``, ``tool_latency_s`` (mean per call, per episode), ``sandbox_wait_s``,
     ``loop_lag_s``, ``episode_wall_s``.
     """
@@ -79,7 +79,7 @@ class RolloutMetrics:
     def __init__(self) -> None:
         self.counters: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
-        self.gauges: dict[str, float] = {"in_flight": 0.0, "queue_depth": 0.0, "paused": 0.0}
+        self.gauges: dict[str, float] = {"in_flight": 0.0, "peak_in_flight": 0.0, "queue_depth": 0.0, "paused": 0.0}
         self.hist: dict[str, Histogram] = {
             k: Histogram() for k in ("model_latency_s", "tool_latency_s", "sandbox_wait_s", "loop_lag_s", "episode_wall_s")
         }
@@ -90,6 +90,12 @@ class RolloutMetrics:
         """``done``, ``passed`` (≥ 1 sample passed), ``zero_variance``, ``filtered``."""
         self.started_at = time.monotonic()
         self.finished_at: float | None = None
+
+    def in_flight_up(self) -> None:
+        g = self.gauges
+        n = g["in_flight"] = g["in_flight"] + 1
+        if n > g["peak_in_flight"]:
+            g["peak_in_flight"] = n
 
     def observe(self, name: str, v: float) -> None:
         self.hist[name].observe(v)
@@ -167,6 +173,8 @@ class LoopLagMonitor:
     def __init__(self, metrics: RolloutMetrics, interval_s: float = 0.02) -> None:
         self.metrics = metrics
         self.interval_s = interval_s
+        self.last_s = 0.0
+        """The latest lag measured (admission backs off while it is high)."""
 
     async def run(self) -> None:
         import anyio
@@ -176,7 +184,9 @@ class LoopLagMonitor:
         while True:
             t0 = clock()
             await anyio.sleep(self.interval_s)
-            h.observe(max(clock() - t0 - self.interval_s, 0.0))
+            lag = max(clock() - t0 - self.interval_s, 0.0)
+            self.last_s = lag
+            h.observe(lag)
 
 
 def summary_rows(metrics: RolloutMetrics, group_size: int = 1) -> list[tuple[str, str]]:

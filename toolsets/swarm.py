@@ -33,13 +33,13 @@ from .base import ToolContext, Toolset, tool
 from .swarm_metrics import steps_from_records
 
 __all__ = [
-    "SwarmToolset",
-    "SwarmState",
-    "StepLimits",
-    "STEP_LIMIT_PRESETS",
-    "step_limits",
-    "CREATE_SUBAGENT_SPEC",
     "ASSIGN_TASK_SPEC",
+    "CREATE_SUBAGENT_SPEC",
+    "STEP_LIMIT_PRESETS",
+    "StepLimits",
+    "SwarmState",
+    "SwarmToolset",
+    "step_limits",
 ]
 
 CREATE_SUBAGENT_SPEC = ToolSpec(

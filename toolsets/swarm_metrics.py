@@ -27,7 +27,7 @@ from typing import Any
 
 from ..types import Trajectory
 
-__all__ = ["StepCounts", "critical_steps", "steps_from_records", "tree_steps", "trajectory_steps"]
+__all__ = ["StepCounts", "critical_steps", "steps_from_records", "trajectory_steps", "tree_steps"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import math
 
 import pytest
-
 from swarmgym.errors import ToolError
+from swarmgym.toolsets import calculator
 from swarmgym.toolsets.base import ToolContext
 from swarmgym.toolsets.calculator import CalculatorToolset, evaluate
 from swarmgym.types import ToolCall
@@ -121,6 +122,21 @@ def test_huge_numbers_are_rejected(expression: str) -> None:
     # run, and the bound is checked structurally: nothing with more than 4096 bits is ever returned.
     with pytest.raises(ToolError, match="too large"):
         evaluate(expression)
+
+
+def test_power_size_is_bounded_before_computing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # "Rejected quickly", proven structurally: the oversized power is never computed at all.
+    computed: list[tuple[object, object]] = []
+    real_pow = calculator._BINOPS[ast.Pow]
+
+    def spy(a: object, b: object) -> object:
+        computed.append((a, b))
+        return real_pow(a, b)
+
+    monkeypatch.setitem(calculator._BINOPS, ast.Pow, spy)
+    with pytest.raises(ToolError, match="too large"):
+        evaluate("(3 ** 2500) ** 10000")
+    assert computed == [(3, 2500)]
 
 
 @pytest.mark.parametrize("expression", ["-" * 1999 + "1", "+".join(["1"] * 1000), "(" * 300 + "1" + ")" * 300])

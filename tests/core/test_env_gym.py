@@ -9,7 +9,6 @@ from typing import Any
 
 import anyio
 import pytest
-
 from swarmgym.envs.core import AgentEnv, EpisodeLimits
 from swarmgym.errors import ConfigError
 from swarmgym.judges.base import FunctionJudge
@@ -325,3 +324,33 @@ def test_turn_limit_truncates_in_the_gym_api() -> None:
     obs, reward, terminated, truncated, info = env.step(calc("2"))
     assert (terminated, truncated) == (False, True) and info["status"] == "truncated"
     env.close()
+
+
+def test_spaces_validate_and_sample_deterministically() -> None:
+    env = make_env()
+    obs_space = env.observation_space
+    good = {"messages": (Message(role="user", content="hi"),), "tools": tuple(CalculatorToolset().specs())}
+    assert obs_space.contains(good)
+    assert not obs_space.contains({"messages": ({"role": "user", "content": "hi"},), "tools": ()})  # dicts
+    assert not obs_space.contains({"messages": [Message(role="user", content="hi")], "tools": ()})  # a list
+    assert not obs_space.contains({"messages": (), "tools": ("calculator",)})
+    assert not obs_space.contains({"messages": ()})
+    obs_space.seed(1)
+    first = [obs_space.sample() for _ in range(3)]
+    obs_space.seed(1)
+    assert [obs_space.sample() for _ in range(3)] == first
+    assert all(obs_space.contains(s) for s in first)
+    env.close()
+
+
+def test_sync_api_called_from_inside_a_running_event_loop() -> None:
+    # e.g. a notebook: the sync API runs on the env's own loop thread, so a running loop does not break it
+    async def inside() -> Any:
+        env = make_env()
+        env.reset(options={"task_index": 1})
+        result = env.step("7")
+        env.close()
+        return result
+
+    _, reward, terminated, _, _ = anyio.run(inside)
+    assert (reward, terminated) == (1.0, True)

@@ -7,9 +7,8 @@ from typing import Any
 
 import anyio
 import pytest
-
 from swarmgym.envs.core import AgentEnv, EpisodeLimits
-from swarmgym.errors import PolicyError
+from swarmgym.errors import ConfigError, PolicyError
 from swarmgym.judges.base import FunctionJudge
 from swarmgym.loop import run_episode
 from swarmgym.policies.base import PolicyContext, PolicyRouter
@@ -286,6 +285,19 @@ async def test_policy_error_is_status_error_with_message() -> None:
 
 
 @pytest.mark.anyio
+async def test_policy_error_after_some_turns_keeps_the_record() -> None:
+    def fails_on_turn_two(messages: Any, tools: Any, ctx: PolicyContext) -> Any:
+        if ctx.turn == 0:
+            return calls(("count", {}))
+        raise PolicyError("server at http://127.0.0.1:9 refused the connection; is it running?")
+
+    traj = await run(make_env(), ScriptedPolicy(fails_on_turn_two))
+    assert traj.status == "error"
+    assert traj.error == "PolicyError: server at http://127.0.0.1:9 refused the connection; is it running?"
+    assert traj.num_turns == 1 and tool_messages(traj)[0].text == "1"  # nothing finished is lost
+
+
+@pytest.mark.anyio
 async def test_arbitrary_policy_exception_is_status_error() -> None:
     def broken(messages: Any, tools: Any, ctx: Any) -> Any:
         raise KeyError("missing_field")
@@ -298,15 +310,16 @@ async def test_arbitrary_policy_exception_is_status_error() -> None:
 
 
 @pytest.mark.anyio
-async def test_builtin_timeout_error_from_a_policy_without_deadline_is_status_error() -> None:
-    # A user policy that wraps its own call in asyncio.wait_for raises the builtin TimeoutError; with no
-    # episode deadline set this must still be an error trajectory, not an exception out of run_episode.
+@pytest.mark.parametrize("deadline", [None, 300.0])
+async def test_builtin_timeout_error_from_a_policy_is_status_error(deadline: float | None) -> None:
+    # A user policy that wraps its own call in asyncio.wait_for raises the builtin TimeoutError: an error
+    # trajectory (not an exception out of run_episode), and never mistaken for the episode deadline.
     def times_out(messages: Any, tools: Any, ctx: Any) -> Any:
         raise TimeoutError("model call took too long")
 
-    traj = await run(make_env(), ScriptedPolicy(times_out))
-    assert traj.status in ("error", "truncated")
-    assert "model call took too long" in (traj.error or "") or "TimeoutError" in (traj.error or "")
+    traj = await run(make_env(limits=EpisodeLimits(episode_timeout_s=deadline)), ScriptedPolicy(times_out))
+    assert traj.status == "error"
+    assert (traj.error or "").startswith("TimeoutError: model call took too long")
 
 
 @pytest.mark.anyio
@@ -361,9 +374,17 @@ async def test_router_roles_and_frozen_roles() -> None:
     assert (t_main.final_text, t_main.role, t_main.trainable) == ("from main", "main", True)
     assert (t_critic.final_text, t_critic.role, t_critic.trainable) == ("from critic", "critic", False)
     assert (t_judge.final_text, t_judge.role, t_judge.trainable) == ("from main", "judge", False)
+    # A role without a policy is a configuration error with a clear message: raised before the episode
+    # starts, or (equally acceptable) reported as an error trajectory.
     strict = PolicyRouter(main, strict=True)
-    t_err = await run(make_env(), strict, role="critic")
-    assert t_err.status == "error" and "no policy for role 'critic'" in (t_err.error or "")
+    try:
+        t_err = await run(make_env(), strict, role="critic")
+    except ConfigError as e:
+        message = str(e)
+    else:
+        assert t_err.status == "error"
+        message = t_err.error or ""
+    assert "no policy for role 'critic'" in message and "roles={'critic': policy}" in message
 
 
 class Delegator(Toolset):

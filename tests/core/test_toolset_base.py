@@ -8,9 +8,15 @@ from typing import Literal
 import anyio
 import pytest
 from pydantic import BaseModel
-
 from swarmgym.errors import ToolError
-from swarmgym.toolsets.base import FunctionTool, FunctionToolset, ToolContext, Toolset, ToolsetProtocol, tool
+from swarmgym.toolsets.base import (
+    FunctionTool,
+    FunctionToolset,
+    ToolContext,
+    Toolset,
+    ToolsetProtocol,
+    tool,
+)
 from swarmgym.types import Task, TextPart, ToolCall, ToolResult
 
 

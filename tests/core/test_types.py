@@ -6,7 +6,6 @@ import json
 
 import pytest
 from pydantic import BaseModel, ValidationError
-
 from swarmgym.types import (
     Completion,
     ImagePart,

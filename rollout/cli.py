@@ -1,0 +1,177 @@
+"""``swarmgym run``: run episodes of an env with a policy, show live progress, store the trajectories.
+
+The top-level ``cli.py`` registers the subcommand with :func:`add_run_arguments` and calls
+:func:`run_command`. Errors a user can cause are :class:`~swarmgym.errors.SwarmgymError` subclasses with a
+message saying what to do; the top-level CLI prints them as one line.
+
+Examples::
+
+    swarmgym run swarmgym/ToolMath-v0 --policy oracle -n 100 --out runs/oracle.jsonl
+    swarmgym run swarmgym/Math-v0 --policy http://localhost:8000/v1 --model Qwen/Qwen3-8B \\
+        -n 1000 --group-size 8 --concurrency 256 --out runs/q3.jsonl --metrics-port 9100
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+from typing import Any
+
+from ..errors import ConfigError, SwarmgymError
+
+__all__ = ["add_run_arguments", "run_command"]
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``run`` subcommand's arguments to ``parser``."""
+    parser.add_argument("env", help="env id, e.g. swarmgym/ToolMath-v0 (see `swarmgym envs`)")
+    parser.add_argument(
+        "--policy",
+        default="oracle",
+        help="'oracle' (the env's reference solution), 'scripted' (a fixed answer), or an OpenAI-compatible "
+        "base URL such as http://localhost:8000/v1",
+    )
+    parser.add_argument("--model", default=None, help="model name for a URL policy (default: the server's first)")
+    parser.add_argument("--api-key", default=None, help="bearer token for a URL policy")
+    parser.add_argument("--scripted-text", default="42", help="the answer of --policy scripted")
+    parser.add_argument("-n", type=int, default=None, help="number of tasks (default: all of the env's)")
+    parser.add_argument("--group-size", type=int, default=1, help="samples per task (GRPO groups)")
+    parser.add_argument("--concurrency", type=int, default=256, help="episodes in flight at once")
+    parser.add_argument("--out", default=None, help="store trajectories in this JSONL file (.gz compresses)")
+    parser.add_argument("--resume", action="store_true", help="continue --out, skipping finished episodes")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-turns", type=int, default=None, help="cap on assistant turns per episode")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--max-tokens", type=int, default=None, help="max completion tokens per model call")
+    parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    parser.add_argument("--no-live", action="store_true", help="no live dashboard (plain summary only)")
+    parser.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="keyword argument for the env factory (VALUE parsed as JSON when it can be)")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _env_kwargs(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--env-arg needs KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _policy(args: argparse.Namespace) -> Any:
+    spec = args.policy
+    if spec == "oracle":
+        from ..policies.scripted import OraclePolicy
+
+        return OraclePolicy()
+    if spec == "scripted":
+        from ..policies.scripted import ScriptedPolicy
+
+        return ScriptedPolicy([args.scripted_text], cycle=True)
+    if spec.startswith(("http://", "https://")):
+        from ..policies.openai_http import OpenAIPolicy
+
+        return OpenAIPolicy(spec, args.model or "", args.api_key, max_connections=max(args.concurrency, 1))
+    raise ConfigError(f"--policy must be 'oracle', 'scripted' or an http(s) URL, got {spec!r}")
+
+
+async def _resolve_model(policy: Any) -> None:
+    """A URL policy without --model uses the server's first model."""
+    if getattr(policy, "model", None) == "":
+        models = await policy.list_models()
+        if not models:
+            raise ConfigError(f"the server at {policy.base_url} lists no models; pass --model")
+        policy.model = models[0]
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the ``run`` subcommand; returns the exit code (130 when interrupted)."""
+    import anyio
+    from rich.console import Console
+
+    from ..envs.registry import make
+    from ..types import SamplingParams
+    from .limits import RolloutLimits
+    from .manager import RolloutManager
+    from .metrics import LiveDashboard, RolloutMetrics, serve_prometheus, summary_rows
+    from .store import TrajectoryStore
+
+    if args.resume and not args.out:
+        raise ConfigError("--resume needs --out FILE (the store to continue)")
+    if args.group_size < 1 or args.concurrency < 1:
+        raise ConfigError("--group-size and --concurrency must be at least 1")
+    env = make(args.env, **_env_kwargs(args.env_arg))
+    policy = _policy(args)
+    limits = RolloutLimits(max_episodes=args.concurrency, max_turns_per_episode=args.max_turns)
+    sampling = SamplingParams(temperature=args.temperature, max_tokens=args.max_tokens)
+    console = Console(stderr=True)
+    metrics = RolloutMetrics()
+    store = TrajectoryStore(args.out, resume=args.resume) if args.out else None
+    prom = None
+    interrupted = False
+    error: SwarmgymError | None = None
+    n_tasks = args.n if args.n is not None else len(env.tasks)
+    try:
+        if args.metrics_port is not None:
+            prom = serve_prometheus(metrics, args.metrics_port)
+        mgr = RolloutManager(policy, limits, store=store, metrics=metrics, sampling=sampling)
+
+        async def go() -> None:
+            try:
+                await _resolve_model(policy)
+                async with contextlib.aclosing(mgr.stream(env, args.n, group_size=args.group_size, seed=args.seed)) as s:
+                    async for _ in s:  # trajectories are in the store; keep nothing here
+                        pass
+            finally:
+                aclose = getattr(policy, "aclose", None)
+                if aclose is not None:
+                    with anyio.CancelScope(shield=True):
+                        await aclose()
+
+        live = not args.no_live and not args.json and console.is_terminal
+        dash = LiveDashboard(metrics, total=n_tasks * args.group_size, title=f"swarmgym run {args.env}", console=console)
+        with dash if live else contextlib.nullcontext():
+            try:
+                anyio.run(go)
+            except KeyboardInterrupt:
+                interrupted = True
+            except SwarmgymError as e:  # the breaker: still show what was done, then report it
+                error = e
+    finally:
+        if store is not None:
+            store.close()
+        if prom is not None:
+            prom.shutdown()
+    _print_summary(args, metrics, summary_rows(metrics, args.group_size), store, interrupted)
+    if error is not None:
+        raise error
+    return 130 if interrupted else 0
+
+
+def _print_summary(args: argparse.Namespace, metrics: Any, rows: list[tuple[str, str]], store: Any, interrupted: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if args.json:
+        snap = metrics.snapshot()
+        snap["interrupted"] = interrupted
+        snap["out"] = args.out
+        print(json.dumps(snap, default=str))
+        return
+    t = Table(title=f"swarmgym run {args.env}" + (" (interrupted)" if interrupted else ""))
+    t.add_column("metric", style="bold")
+    t.add_column("value", justify="right")
+    skipped = metrics.counters["skipped_done"]
+    if skipped:
+        rows = [("skipped (already stored)", f"{skipped:,}"), *rows]
+    for k, v in rows:
+        t.add_row(k, v)
+    if store is not None:
+        t.add_row("stored in", str(store.path))
+    Console().print(t)

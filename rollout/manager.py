@@ -1,0 +1,946 @@
+"""``RolloutManager``: runs many episodes (and their child episodes) concurrently on one event loop.
+
+Every episode, top-level or child, goes through :func:`swarmgym.loop.run_episode` (the only episode loop);
+the manager only decides *when* episodes start and what surrounds them:
+
+- **Admission** is paced: episodes start in bursts of ``RolloutLimits.admission_burst`` per event-loop turn,
+  waiting for a free episode slot, and back off while the loop lags, so starting 100,000 episodes never
+  stalls the ones already running.
+- **One limiter** (:mod:`~swarmgym.rollout.limiter`) bounds episodes in flight and sandboxes held; model
+  calls are bounded globally and per role by wrapping each role's policy. A parent blocked in ``spawn``
+  lends its slots to its children, so recursion to any depth never deadlocks.
+- **spawn** (``await ctx.spawn(env_or_id, task, role="subagent", limits=None)``, for tools and judges) runs a
+  child episode under its parent: the child is stored as soon as it ends (linked by ``parent_id``; the
+  parent's ``children`` lists it) and the manager keeps no reference to it.
+- **Groups**: K samples per task share ``group_id``; when a group is complete an optional group judge scores
+  its members with ``JudgeContext.group``, group statistics go into ``Trajectory.info["group"]``, and
+  zero-variance groups can be filtered out of what the run returns (they are still stored).
+- **Failures** stay inside their episode (``error`` with the reason); transient policy errors are retried;
+  an error-rate breaker stops a run that mostly fails with a :class:`~swarmgym.errors.RolloutError` that
+  names the most common error. Cancelling a run (Ctrl-C or cancelling the awaiting task) cancels every
+  episode and child, returns their sandboxes and stores the partial trajectories as ``cancelled``.
+- **Partial rollout**: :meth:`RolloutManager.pause` stops episodes before their next model call;
+  :meth:`RolloutManager.resume` continues them, optionally with a new policy (version + 1). Completions carry
+  the version that produced them; ``max_staleness`` restarts or drops episodes that got too off-policy.
+
+Example:
+    >>> import anyio
+    >>> from swarmgym import AgentEnv, Task, ScriptedPolicy
+    >>> env = AgentEnv([Task(id="t0", prompt="Say hi", answer="hi")])
+    >>> manager = RolloutManager(ScriptedPolicy(["hi"]))
+    >>> trajs = anyio.run(manager.run, env)
+    >>> [(t.task_id, t.status) for t in trajs]
+    [('t0', 'ok')]
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import sys
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import aclosing
+from typing import Any
+
+import anyio
+
+from ..errors import ConfigError, PolicyConnectionError, PolicyError, PolicyHTTPError, PolicyTimeoutError, RolloutError, ToolError
+from ..judges.base import JudgeContext, safe_score
+from ..loop import run_episode
+from ..policies.base import Policy, PolicyContext, PolicyRouter
+from ..types import Completion, Message, SamplingParams, Task, ToolSpec, Trajectory, new_id
+from .groups import Group, group_stats
+from .limiter import Lease, SlotPool
+from .limits import RolloutLimits
+from .metrics import LoopLagMonitor, RolloutMetrics, error_kind
+
+__all__ = ["RolloutManager", "RolloutLimits", "rollout"]
+
+_TRANSIENT_HTTP = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+_SPAWN_KW = frozenset({"sampling", "seed"})
+_LAG_BACKOFF_S = 0.02  # admission pauses while the event loop lags more than this
+
+
+def _is_transient(e: PolicyError) -> bool:
+    if isinstance(e, (PolicyConnectionError, PolicyTimeoutError)):
+        return True
+    return isinstance(e, PolicyHTTPError) and (e.status in _TRANSIENT_HTTP or e.status >= 500)
+
+
+class _StopEpisode(Exception):
+    """Raised from ``before_call`` after the manager ended the episode itself (budget, staleness)."""
+
+
+class _ManagedPolicy:
+    """One role's policy inside a run: call limits, deadline, retries, latency metrics, version stamp."""
+
+    __slots__ = ("inner", "sems", "run", "version", "timeout", "retries", "backoff")
+
+    def __init__(self, inner: Policy, sems: tuple[Any, ...], run: _Run, version: int) -> None:
+        self.inner = inner
+        self.sems = sems
+        self.run = run
+        self.version = version
+        self.timeout = run.limits.model_call_timeout_s
+        self.retries = run.limits.policy_retries
+        self.backoff = run.limits.retry_backoff_s
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        sampling: SamplingParams,
+        *,
+        ctx: PolicyContext | None = None,
+    ) -> Completion:
+        metrics = self.run.metrics
+        attempt = 0
+        while True:
+            try:
+                if self.sems:
+                    c = await self._limited(messages, tools, sampling, ctx)
+                else:
+                    c = await self._call(messages, tools, sampling, ctx)
+                break
+            except PolicyError as e:
+                if attempt >= self.retries or not _is_transient(e):
+                    raise
+                attempt += 1
+                metrics.counters["model_retries"] += 1
+                await anyio.sleep(self.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.0))
+        if self.version and not c.policy_version:
+            c = c.model_copy(update={"policy_version": self.version})
+        return c
+
+    async def _limited(self, messages: Any, tools: Any, sampling: Any, ctx: Any) -> Completion:
+        held = 0
+        try:
+            for s in self.sems:  # always in the same order (global, then role): no lock-order deadlock
+                await s.acquire()
+                held += 1
+            return await self._call(messages, tools, sampling, ctx)
+        finally:
+            for s in self.sems[:held]:
+                s.release()
+
+    async def _call(self, messages: Any, tools: Any, sampling: Any, ctx: Any) -> Completion:
+        t0 = time.perf_counter()
+        try:
+            if self.timeout is None:
+                c = await self.inner.complete(messages, tools, sampling, ctx=ctx)
+            else:
+                with anyio.fail_after(self.timeout):
+                    c = await self.inner.complete(messages, tools, sampling, ctx=ctx)
+        except TimeoutError as e:
+            if isinstance(e, PolicyError):
+                raise
+            raise PolicyTimeoutError(
+                f"model call exceeded {self.timeout:g} s (RolloutLimits.model_call_timeout_s)"
+            ) from None
+        m = self.run.metrics
+        m.counters["model_calls"] += 1
+        m.hist["model_latency_s"].observe(time.perf_counter() - t0)
+        return c
+
+
+class _ManagedRouter(PolicyRouter):
+    """The router run_episode sees: each role's policy wrapped for the current run and policy version."""
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+
+    def get(self, role: str = "main") -> Policy:
+        return self._run.policy_for(role)  # type: ignore[return-value]
+
+    def is_trainable(self, role: str) -> bool:
+        return self._run.mgr._router.is_trainable(role)
+
+    def roles(self) -> list[str]:
+        return self._run.mgr._router.roles()
+
+
+class _SandboxCM:
+    """Async context manager around the env's sandbox acquisition: counts it in the sandbox pool."""
+
+    __slots__ = ("inner", "st", "cm")
+
+    def __init__(self, inner: Any, st: _EpState) -> None:
+        self.inner = inner
+        self.st = st
+        self.cm: Any = None
+
+    async def __aenter__(self) -> Any:
+        st = self.st
+        run = st.run
+        t0 = time.perf_counter()
+        parent_lease = st.parent.sb_lease if st.parent is not None else None
+        lease = await run.sandboxes.acquire(parent_lease)
+        try:
+            self.cm = self.inner.acquire()
+            sb = await self.cm.__aenter__()
+        except BaseException:
+            run.sandboxes.release(lease)
+            raise
+        st.sb_lease = lease
+        run.metrics.hist["sandbox_wait_s"].observe(time.perf_counter() - t0)
+        return sb
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        st = self.st
+        try:
+            return await self.cm.__aexit__(*exc)
+        finally:
+            if st.sb_lease is not None:
+                st.run.sandboxes.release(st.sb_lease)
+                st.sb_lease = None
+
+
+class _LimitedSandboxes:
+    """Stands in for ``env.sandbox`` in one episode (see :class:`_SandboxCM`)."""
+
+    __slots__ = ("inner", "st")
+
+    def __init__(self, inner: Any, st: _EpState) -> None:
+        self.inner = inner
+        self.st = st
+
+    def acquire(self) -> _SandboxCM:
+        return _SandboxCM(self.inner, self.st)
+
+
+class _EpState:
+    """The manager's view of one running episode: its slots, budgets, children, and its hooks."""
+
+    __slots__ = (
+        "run", "role", "depth", "lease", "sb_lease", "parent", "env", "fixed_traj",
+        "n_children", "tokens", "seen", "first_version", "stop",
+    )  # fmt: skip
+
+    def __init__(self, run: _Run, role: str, depth: int, lease: Lease | None, parent: _EpState | None, env: Any) -> None:
+        self.run = run
+        self.role = role
+        self.depth = depth
+        self.lease = lease
+        self.sb_lease: Lease | None = None
+        self.parent = parent
+        self.env = env
+        self.fixed_traj: Trajectory | None = None
+        self.n_children = 0
+        self.tokens = 0
+        self.seen = 0
+        self.first_version: int | None = None
+        self.stop: str | None = None
+
+    @property
+    def traj(self) -> Trajectory | None:
+        return self.env.trajectory if self.env is not None else self.fixed_traj
+
+    async def before_call(self, pctx: PolicyContext) -> Policy:
+        run = self.run
+        mgr = run.mgr
+        while mgr._paused:
+            await mgr._wait_resumed()
+        limits = run.limits
+        if limits.max_tokens_per_episode is not None or limits.max_staleness is not None:
+            await self._check_budgets(limits)
+        return run.policy_for(self.role)  # type: ignore[return-value]
+
+    async def _check_budgets(self, limits: RolloutLimits) -> None:
+        traj = self.env.trajectory
+        comps = traj.completions
+        if self.seen < len(comps):
+            if self.first_version is None:
+                self.first_version = comps[0].policy_version
+            for c in comps[self.seen :]:
+                self.tokens += c.usage.completion_tokens
+            self.seen = len(comps)
+        cap = limits.max_tokens_per_episode
+        if cap is not None and self.tokens >= cap:
+            await self.env.aclose_episode("truncated", f"token budget of {cap} completion tokens per episode used up")
+            raise _StopEpisode
+        if limits.max_staleness is not None and self.first_version is not None:
+            behind = self.run.mgr.version - self.first_version
+            if behind > limits.max_staleness:
+                why = f"policy version {self.first_version} is {behind} versions behind (max_staleness={limits.max_staleness})"
+                self.stop = limits.stale_action
+                if self.stop == "restart":
+                    self.run.metrics.counters["restarts"] += 1
+                    await self.env.aclose_episode("cancelled", f"restarted: {why}")
+                else:
+                    self.run.metrics.counters["dropped_stale"] += 1
+                    await self.env.aclose_episode("cancelled", f"dropped: {why}")
+                raise _StopEpisode
+
+    async def spawn(
+        self, env: Any, task: Task | dict[str, Any] | str, role: str = "subagent", limits: Any = None, **kw: Any
+    ) -> Trajectory:
+        """Run a child episode under this one and return its trajectory (see the module docstring).
+
+        Raises:
+            ToolError: the spawn depth or the children-per-episode limit is exceeded (the model sees it).
+            ConfigError: unknown keyword arguments or an unusable env/task.
+        """
+        run = self.run
+        rl = run.limits
+        depth = self.depth + 1
+        if depth > rl.max_depth:
+            raise ToolError(f"cannot spawn: sub-episodes may nest at most {rl.max_depth} levels deep")
+        if rl.max_children_per_episode is not None and self.n_children >= rl.max_children_per_episode:
+            raise ToolError(f"cannot spawn: this episode already started its limit of {rl.max_children_per_episode} sub-episodes")
+        bad = set(kw) - _SPAWN_KW
+        if bad:
+            raise ConfigError(f"spawn() got unexpected keyword arguments {sorted(bad)}; it accepts {sorted(_SPAWN_KW)}")
+        self.n_children += 1
+        parent_traj = self.traj
+        child_env = run.child_env(env, limits)
+        child_task = _as_task(task, parent_traj, self.n_children)
+        child_id = new_id("traj_")
+        if parent_traj is not None:
+            parent_traj.children.append(child_id)
+        # Lend our slots while we wait: the child (or a sibling) may use them, so recursion never deadlocks.
+        lease, sb_lease = self.lease, self.sb_lease
+        if lease is not None:
+            lease.lend()
+        if sb_lease is not None:
+            sb_lease.lend()
+        try:
+            child_lease = await run.episodes.acquire(lease)
+            run.metrics.in_flight_up()
+            try:
+                return await run.episode(
+                    child_env,
+                    child_task,
+                    role=role,
+                    depth=depth,
+                    parent=self,
+                    lease=child_lease,
+                    sampling=kw.get("sampling"),
+                    seed=kw.get("seed"),
+                    trajectory_id=child_id,
+                )
+            finally:
+                run.metrics.gauges["in_flight"] -= 1
+                run.episodes.release(child_lease)
+        finally:
+            if lease is not None:
+                lease.unlend()
+            if sb_lease is not None:
+                sb_lease.unlend()
+
+
+def _as_task(task: Any, parent: Trajectory | None, n: int) -> Task:
+    if isinstance(task, Task):
+        return task
+    if isinstance(task, str):
+        base = parent.task_id if parent is not None else "task"
+        return Task(id=f"{base}/sub{n}", prompt=task)
+    if isinstance(task, dict):
+        return Task.model_validate(task)
+    raise ConfigError(f"spawn task must be a Task, a dict or a prompt string, got {type(task).__name__}")
+
+
+class _Run:
+    """Runtime state of one ``run``/``stream`` call (event-loop objects: never pickled)."""
+
+    def __init__(self, mgr: RolloutManager, env: Any, sampling: SamplingParams | None, seed: int, group_size: int) -> None:
+        limits = mgr.limits
+        self.mgr = mgr
+        self.limits = limits
+        self.metrics = mgr.metrics
+        self.store = mgr.store
+        self.sampling = sampling or mgr.sampling
+        self.seed = seed
+        self.group_size = group_size
+        self.episodes = SlotPool(limits.max_episodes)
+        self.sandboxes = SlotPool(limits.max_sandboxes)
+        self.model_sem = anyio.Semaphore(limits.max_model_calls) if limits.max_model_calls else None
+        self.role_sems = {r: anyio.Semaphore(n) for r, n in limits.max_model_calls_per_role.items()}
+        self.policies: dict[str, _ManagedPolicy] = {}
+        self.policies_version = mgr.version
+        self.router = _ManagedRouter(self)
+        self.env = self.prepare(env)
+        self.envs_by_id: dict[str, Any] = {}
+        self.groups: dict[str, Group] = {}
+        self.recent: deque[bool] = deque(maxlen=limits.breaker_window)
+        self.recent_errors = 0
+        self.error: BaseException | None = None
+        self.scope: anyio.CancelScope | None = None
+        self.send: Any = None
+        self.lag = LoopLagMonitor(self.metrics)
+        if not self.metrics.counters["episodes_started"]:  # a fresh metrics object: time from here
+            self.metrics.started_at = time.monotonic()
+        self.metrics.finished_at = None
+
+    # ------------------------------------------------------------------ envs and policies
+
+    def prepare(self, env: Any) -> Any:
+        """A fork of ``env`` with the run's caps applied to its limits and the manager's sandbox pool."""
+        from ..envs.registry import make
+
+        if isinstance(env, str):
+            env = make(env)
+        if not hasattr(env, "fork") or not hasattr(env, "areset"):
+            raise ConfigError(f"expected an AgentEnv or a registered env id, got {type(env).__name__}")
+        rl = self.limits
+        update: dict[str, Any] = {}
+        lim = env.limits
+        if rl.max_turns_per_episode is not None and rl.max_turns_per_episode < lim.max_turns:
+            update["max_turns"] = rl.max_turns_per_episode
+        if rl.episode_timeout_s is not None:
+            update["episode_timeout_s"] = rl.episode_timeout_s
+        pool = self.mgr.pool
+        if not update and pool is None:
+            return env
+        env = env.fork()
+        if update:
+            env.limits = lim.model_copy(update=update)
+        if pool is not None:
+            env.sandbox = pool
+        return env
+
+    def child_env(self, env: Any, limits: Any) -> Any:
+        if isinstance(env, str):
+            cached = self.envs_by_id.get(env)
+            if cached is None:
+                cached = self.envs_by_id[env] = self.prepare(env)
+            env = cached
+        else:
+            env = self.prepare(env)
+        if limits is not None:
+            from ..envs.core import EpisodeLimits
+
+            env = env.fork()
+            env.limits = limits if isinstance(limits, EpisodeLimits) else EpisodeLimits.model_validate(limits)
+        return env
+
+    def policy_for(self, role: str) -> _ManagedPolicy:
+        mgr = self.mgr
+        if self.policies_version != mgr.version or mgr._router_changed:
+            self.policies.clear()
+            self.policies_version = mgr.version
+            mgr._router_changed = False
+        p = self.policies.get(role)
+        if p is None:
+            sems = tuple(s for s in (self.model_sem, self.role_sems.get(role)) if s is not None)
+            p = self.policies[role] = _ManagedPolicy(mgr._router.get(role), sems, self, mgr.version)
+        return p
+
+    # ------------------------------------------------------------------ episodes
+
+    async def episode(
+        self,
+        env: Any,
+        task: Task,
+        *,
+        role: str,
+        depth: int,
+        parent: _EpState | None,
+        lease: Lease | None,
+        group_id: str | None = None,
+        sample_index: int = 0,
+        seed: int | None = None,
+        sampling: SamplingParams | None = None,
+        trajectory_id: str | None = None,
+    ) -> Trajectory:
+        """Run one episode through run_episode (restarting it when it got too stale)."""
+        parent_traj = parent.traj if parent is not None else None
+        parent_id = parent_traj.id if parent_traj is not None else None
+        while True:
+            ep_env = env.fork()
+            st = _EpState(self, role, depth, lease, parent, ep_env)
+            if ep_env.sandbox is not None:
+                ep_env.sandbox = _LimitedSandboxes(ep_env.sandbox, st)
+            try:
+                traj = await run_episode(
+                    ep_env,
+                    self.router,
+                    task,
+                    sampling=sampling or self.sampling,
+                    role=role,
+                    seed=seed,
+                    group_id=group_id,
+                    sample_index=sample_index,
+                    parent_id=parent_id,
+                    spawn=st.spawn,
+                    depth=depth,
+                    trajectory_id=trajectory_id,
+                    before_call=st.before_call,
+                    fork=False,
+                )
+            except anyio.get_cancelled_exc_class():
+                traj = ep_env.trajectory
+                if traj is not None:
+                    if traj.status != "cancelled":  # cancelled before the loop could mark it
+                        traj.status = "cancelled"
+                        traj.error = traj.error or "cancelled"
+                    self.metrics.record_episode(traj, parent is None)
+                    if self.store is not None:
+                        self.store.append(traj)
+                raise
+            if st.stop == "restart":
+                continue
+            if parent is not None:  # a child: stored now, then only the caller holds it
+                self.metrics.record_episode(traj, False)
+                if self.store is not None:
+                    self.store.append(traj)
+                    if self.store.needs_flush:
+                        await self.store.aflush()
+            return traj
+
+    async def top(self, task: Task, group: Group | None, sample_index: int, seed: int, lease: Lease) -> None:
+        """A top-level episode: run, release its slot, then account it (groups, breaker, store, stream)."""
+        try:
+            traj = await self.episode(
+                self.env,
+                task,
+                role="main",
+                depth=0,
+                parent=None,
+                lease=lease,
+                group_id=group.group_id if group is not None else None,
+                sample_index=sample_index,
+                seed=seed,
+            )
+        finally:
+            self.metrics.gauges["in_flight"] -= 1
+            self.episodes.release(lease)
+        self.metrics.record_episode(traj, True)
+        self._breaker(traj)
+        if traj.status == "cancelled":  # dropped (too stale): stored, not returned, not in its group
+            if self.store is not None:
+                self.store.append(traj)
+            if group is not None:
+                group.expected -= 1
+                if group.trajectories and len(group.trajectories) >= group.expected:
+                    await self._finish_group(group)
+            return
+        if group is None:
+            await self._finish([traj], task, None)
+        elif group.add(traj):
+            await self._finish_group(group)
+
+    async def _finish_group(self, group: Group) -> None:
+        self.groups.pop(group.group_id, None)
+        await self._finish(group.trajectories, group.task, group.group_id)
+
+    async def _finish(self, trajs: list[Trajectory], task: Task, group_id: str | None) -> None:
+        mgr = self.mgr
+        if mgr.group_judge is not None:
+            await self._group_judge(trajs, task)
+        stats = group_stats([t.reward for t in trajs], mgr.success_threshold)
+        c = self.metrics.counters
+        g = self.metrics.groups
+        g["done"] += 1
+        c["samples_in_groups"] += stats.size
+        c["samples_passed"] += stats.passed
+        if stats.passed:
+            g["passed"] += 1
+        filtered = mgr.filter_zero_variance and stats.zero_variance and len(trajs) > 1
+        if stats.zero_variance:
+            g["zero_variance"] += 1
+        if group_id is not None and len(trajs) > 1:
+            info = stats.as_dict()
+            info["filtered"] = float(filtered)
+            for t in trajs:
+                t.info["group"] = info
+        if filtered:
+            g["filtered"] += 1
+        store = self.store
+        if store is not None:
+            for t in trajs:
+                store.append(t)
+            if store.needs_flush:
+                await store.aflush()
+        if not filtered:
+            for t in trajs:
+                await self.send.send(t)
+
+    async def _group_judge(self, trajs: list[Trajectory], task: Task) -> None:
+        judge = self.mgr.group_judge
+        st = _EpState(self, "judge", 0, None, None, None)
+        st.fixed_traj = trajs[0]
+        ctx = JudgeContext(spawn=st.spawn, group=trajs, step=self.mgr.judge_step)
+
+        async def one(t: Trajectory) -> None:
+            res = await safe_score(judge, task, t, ctx)
+            if t.judge is not None:
+                t.info["episode_judge"] = t.judge.model_dump(mode="json")
+            t.judge = res
+            t.reward = res.reward
+
+        scored = [t for t in trajs if t.status in ("ok", "truncated")]
+        async with anyio.create_task_group() as tg:
+            for t in scored:
+                tg.start_soon(one, t)
+
+    def _breaker(self, traj: Trajectory) -> None:
+        rl = self.limits
+        if rl.breaker_error_rate is None or traj.status == "cancelled":
+            return
+        failed = traj.status == "error"
+        if len(self.recent) == self.recent.maxlen and self.recent[0]:
+            self.recent_errors -= 1
+        self.recent.append(failed)
+        self.recent_errors += failed
+        n = len(self.recent)
+        if failed and n >= rl.breaker_min_episodes and self.recent_errors >= rl.breaker_error_rate * n:
+            if self.error is None:
+                first = (traj.error or "").strip().splitlines()
+                reason = first[0] if first else "unknown error"
+                self.error = RolloutError(
+                    f"stopped the run: {self.recent_errors} of the last {n} episodes failed; latest error: {reason}. "
+                    "Fix the cause (is the model server running and reachable?) and run again; with a store, "
+                    "resume skips what finished"
+                )
+                self.metrics.counters["breaker_trips"] += 1
+            if self.scope is not None:
+                self.scope.cancel()
+
+    # ------------------------------------------------------------------ admission
+
+    def plan(self, tasks: Sequence[Task] | int | None) -> Iterator[tuple[Task, str, range]]:
+        """(task, group id, sample indices) for every task of the run, in order."""
+        k = self.group_size
+        if tasks is None or isinstance(tasks, int):
+            source = self.env.tasks
+            n = len(source) if tasks is None else tasks
+        else:
+            source = tasks
+            n = len(source)
+        m = len(source)
+        if n and m == 0:
+            raise ConfigError("no tasks to run: the env has no tasks and none were given")
+        for i in range(n):
+            task = source[i % m]
+            if not isinstance(task, Task):
+                task = Task.model_validate(task)
+            r = i // m
+            gid = task.id if r == 0 else f"{task.id}~{r}"
+            yield task, gid, range(r * k, (r + 1) * k)
+
+    async def admit(self, tasks: Sequence[Task] | int | None, tg: Any) -> None:
+        done = self.store.done_keys() if self.store is not None else set()
+        burst = self.limits.admission_burst
+        metrics = self.metrics
+        gauges = metrics.gauges
+        started = 0
+        mgr = self.mgr
+        for i, (task, gid, samples) in enumerate(self.plan(tasks)):
+            todo = [s for s in samples if (task.id, s) not in done] if done else samples
+            if not todo:
+                metrics.counters["skipped_done"] += len(samples)
+                continue
+            metrics.counters["skipped_done"] += len(samples) - len(todo)
+            group = Group(task, gid, len(todo)) if self.group_size > 1 else None
+            if group is not None:
+                self.groups[gid] = group
+            for s in todo:
+                while mgr._paused:
+                    await mgr._wait_resumed()
+                lease = self.episodes.try_acquire(None)
+                if lease is None:
+                    gauges["queue_depth"] = 1 + self.episodes.queued
+                    lease = await self.episodes.acquire(None)
+                    gauges["queue_depth"] = self.episodes.queued
+                metrics.in_flight_up()
+                metrics.counters["episodes_started"] += 1
+                seed = (self.seed * 1_000_003 + i * 7919 + s) & 0x7FFFFFFF
+                tg.start_soon(self.top, task, group, s, seed, lease)
+                started += 1
+                if started % burst == 0:
+                    # Let the episodes just started (and everything else) run before starting more; back off
+                    # while the loop is already late, so admission never starves running episodes.
+                    await anyio.sleep(0)
+                    while self.lag.last_s > _LAG_BACKOFF_S:
+                        self.lag.last_s = 0.0
+                        await anyio.sleep(_LAG_BACKOFF_S)
+
+    async def background(self) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.lag.run)
+            if self.store is not None:
+                while True:
+                    await anyio.sleep(self.mgr.flush_interval_s)
+                    await self.store.aflush()
+
+    async def main(self, tasks: Sequence[Task] | int | None) -> None:
+        try:
+            with anyio.CancelScope() as scope:
+                self.scope = scope
+                async with anyio.create_task_group() as outer:
+                    outer.start_soon(self.background)
+                    try:
+                        async with anyio.create_task_group() as eps:
+                            await self.admit(tasks, eps)
+                    finally:
+                        outer.cancel_scope.cancel()
+        finally:
+            self.metrics.finished_at = time.monotonic()
+            if self.store is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.store.aflush()
+            self.send.close()
+
+
+class RolloutManager:
+    """Runs episodes of an env concurrently under one set of limits (see the module docstring).
+
+    Args:
+        router_or_policy: a Policy, or a PolicyRouter mapping roles ("main", "subagent", "judge") to policies.
+        limits: concurrency limits, budgets, retries, breaker and staleness settings.
+        store: a :class:`~swarmgym.rollout.store.TrajectoryStore` (or ``MemoryStore``); every finished
+            trajectory, children included, is appended, and a resumed store's finished pairs are skipped.
+        metrics: a :class:`~swarmgym.rollout.metrics.RolloutMetrics` to update (default: a fresh one).
+        pool: a sandbox source (``acquire()`` → async context manager) used instead of the env's own.
+        sampling: default sampling parameters for every model call.
+        group_judge: a Judge run on every member of a finished group with ``JudgeContext.group`` set (its
+            result replaces the episode judge's; the episode judge's is kept in ``info["episode_judge"]``).
+        filter_zero_variance: leave groups whose rewards are all equal out of what runs return.
+        success_threshold: reward at which a sample counts as passed (pass@k).
+        judge_step: training step handed to group judges (``JudgeContext.step``).
+        freeze_gc: ``gc.freeze()`` once a run is set up: everything alive then (modules, envs, tasks) leaves
+            the cyclic collector's view, which otherwise rescans it on every full collection.
+        flush_interval_s: the store is flushed at least this often.
+
+    Not thread-safe: call ``pause``/``resume`` from the event loop running the manager.
+    """
+
+    def __init__(
+        self,
+        router_or_policy: Policy | PolicyRouter,
+        limits: RolloutLimits | None = None,
+        store: Any = None,
+        metrics: RolloutMetrics | None = None,
+        *,
+        pool: Any = None,
+        sampling: SamplingParams | None = None,
+        group_judge: Any = None,
+        filter_zero_variance: bool = False,
+        success_threshold: float = 1.0,
+        judge_step: int = 0,
+        freeze_gc: bool = True,
+        flush_interval_s: float = 1.0,
+    ) -> None:
+        if not isinstance(router_or_policy, PolicyRouter) and not hasattr(router_or_policy, "complete"):
+            raise ConfigError(f"expected a Policy or PolicyRouter, got {type(router_or_policy).__name__}")
+        self._router = PolicyRouter.of(router_or_policy)
+        self._router_changed = False
+        self.limits = limits or RolloutLimits()
+        self.store = store
+        self.metrics = metrics or RolloutMetrics()
+        self.pool = pool
+        self.sampling = sampling or SamplingParams()
+        self.group_judge = group_judge
+        self.filter_zero_variance = filter_zero_variance
+        self.success_threshold = success_threshold
+        self.judge_step = judge_step
+        self.freeze_gc = freeze_gc
+        self.flush_interval_s = flush_interval_s
+        self.version = 0
+        """Current policy version (stamped on completions that carry none; bumped by ``resume(policy=…)``)."""
+        self._paused = False
+        self._resume_event: Any = None
+
+    @property
+    def router(self) -> PolicyRouter:
+        return self._router
+
+    # ------------------------------------------------------------------ partial rollout
+
+    def pause(self) -> None:
+        """Stop starting episodes; in-flight episodes stop before their next model call (calls in progress
+        finish). Call :meth:`resume` to continue."""
+        self._paused = True
+        self.metrics.gauges["paused"] = 1.0
+
+    def resume(self, policy: Policy | PolicyRouter | None = None, *, version: int | None = None) -> None:
+        """Continue after :meth:`pause`, optionally with new policy weights.
+
+        Args:
+            policy: the new policy (replaces role "main") or router (replaces all roles); every later
+                model call uses it, including those of episodes that started before.
+            version: the new policy version (default: current + 1 when ``policy`` is given).
+        """
+        if policy is not None:
+            if isinstance(policy, PolicyRouter):
+                self._router = policy
+            else:
+                old = self._router
+                new = PolicyRouter(roles={r: old.get(r) for r in old.roles()}, frozen=old.frozen, default=old.default, strict=old.strict)
+                new.set("main", policy)
+                self._router = new
+            self._router_changed = True
+            self.version = version if version is not None else self.version + 1
+        elif version is not None:
+            self.version = version
+        self._paused = False
+        self.metrics.gauges["paused"] = 0.0
+        ev, self._resume_event = self._resume_event, None
+        if ev is not None:
+            ev.set()
+
+    async def _wait_resumed(self) -> None:
+        if self._resume_event is None:
+            self._resume_event = anyio.Event()
+        await self._resume_event.wait()
+
+    # ------------------------------------------------------------------ running
+
+    async def stream(
+        self,
+        env: Any,
+        tasks: Sequence[Task] | int | None = None,
+        *,
+        group_size: int = 1,
+        sampling: SamplingParams | None = None,
+        seed: int = 0,
+    ) -> AsyncIterator[Trajectory]:
+        """Run episodes and yield finished top-level trajectories as they complete (a group's members
+        together, once the group is complete). Children are in the store, not yielded.
+
+        Args:
+            env: an AgentEnv or a registered env id.
+            tasks: None (every task of the env), an int n (the env's first n tasks, cycling when n exceeds
+                them), or a list of Tasks.
+            group_size: samples per task (K); they share ``group_id`` and have ``sample_index`` 0..K-1.
+            sampling: sampling parameters (default: the manager's).
+            seed: seeds the episodes' reset seeds.
+
+        Raises:
+            RolloutError: the error-rate breaker stopped the run.
+            ConfigError: bad arguments.
+
+        Break out early with ``async with contextlib.aclosing(manager.stream(...)) as s`` so the run is
+        cancelled (and its partial trajectories stored) right away.
+        """
+        if group_size < 1:
+            raise ConfigError(f"group_size must be >= 1, got {group_size}")
+        run = _Run(self, env, sampling, seed, group_size)
+        if self.store is not None:
+            self.store.write_manifest(_manifest(run, tasks))
+        if self.freeze_gc:
+            gc.collect()
+            gc.freeze()
+        send, recv = anyio.create_memory_object_stream[Trajectory](max_buffer_size=4096)
+        run.send = send
+        closed = False
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run.main, tasks)
+            try:
+                async with recv:
+                    async for t in recv:
+                        yield t
+            except GeneratorExit:  # the consumer stopped early: cancel the rest (partials are stored)
+                closed = True
+                tg.cancel_scope.cancel()
+        if closed:
+            return
+        if run.error is not None:
+            raise run.error
+
+    async def run(
+        self,
+        env: Any,
+        tasks: Sequence[Task] | int | None = None,
+        *,
+        group_size: int = 1,
+        sampling: SamplingParams | None = None,
+        seed: int = 0,
+    ) -> list[Trajectory]:
+        """Run episodes and return the finished top-level trajectories (same arguments as :meth:`stream`)."""
+        out: list[Trajectory] = []
+        async with aclosing(self.stream(env, tasks, group_size=group_size, sampling=sampling, seed=seed)) as s:
+            async for t in s:
+                out.append(t)
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_resume_event"] = None  # event-loop objects stay behind
+        state["_paused"] = False
+        return state
+
+
+def _manifest(run: _Run, tasks: Any) -> dict[str, Any]:
+    import platform
+
+    import pydantic
+
+    from .. import __version__
+
+    env = run.env
+    return {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "env_id": getattr(env, "env_id", "") or type(env).__name__,
+        "args": {
+            "tasks": tasks if isinstance(tasks, int) or tasks is None else f"{len(tasks)} tasks",
+            "group_size": run.group_size,
+            "sampling": run.sampling.model_dump(mode="json"),
+            "limits": run.limits.model_dump(mode="json"),
+            "roles": run.mgr._router.roles(),
+            "policy_version": run.mgr.version,
+        },
+        "seed": run.seed,
+        "resumed": bool(getattr(run.store, "resumed", False)),
+        "versions": {
+            "swarmgym": __version__,
+            "python": platform.python_version(),
+            "pydantic": pydantic.VERSION,
+            "anyio": anyio.__version__ if hasattr(anyio, "__version__") else "",
+        },
+        "argv": list(sys.argv),
+    }
+
+
+def rollout(
+    env: Any,
+    policy: Policy | PolicyRouter,
+    n: int | None = None,
+    *,
+    tasks: Sequence[Task] | None = None,
+    group_size: int = 1,
+    limits: RolloutLimits | None = None,
+    store: Any = None,
+    resume: bool = False,
+    sampling: SamplingParams | None = None,
+    seed: int = 0,
+    **manager_kwargs: Any,
+) -> list[Trajectory]:
+    """Run a rollout synchronously (scripts, notebooks without a running loop) and return the trajectories.
+
+    Args:
+        env: an AgentEnv or a registered env id.
+        policy: a Policy or PolicyRouter.
+        n: number of tasks (default: all of the env's, or ``tasks``).
+        tasks: explicit tasks instead of the env's.
+        group_size: samples per task.
+        limits: RolloutLimits.
+        store: a store object or a path (a TrajectoryStore is opened there and closed at the end).
+        resume: with a path: continue that store, skipping finished (task, sample) pairs.
+        sampling: sampling parameters.
+        seed: run seed.
+        **manager_kwargs: further RolloutManager arguments (group_judge, filter_zero_variance, …).
+
+    Example:
+        >>> from swarmgym import AgentEnv, Task, ScriptedPolicy
+        >>> env = AgentEnv([Task(id=f"t{i}", prompt="hi") for i in range(3)])
+        >>> len(rollout(env, ScriptedPolicy(["hello"]), n=2, group_size=2))
+        4
+    """
+    import functools
+    import os
+
+    own_store = None
+    if isinstance(store, (str, os.PathLike)):
+        from .store import TrajectoryStore
+
+        store = own_store = TrajectoryStore(store, resume=resume)
+    try:
+        mgr = RolloutManager(policy, limits=limits, store=store, **manager_kwargs)
+        what: Any = tasks if tasks is not None else n
+        return anyio.run(functools.partial(mgr.run, env, what, group_size=group_size, sampling=sampling, seed=seed))
+    finally:
+        if own_store is not None:
+            own_store.close()
