@@ -7,9 +7,10 @@ used. Importing swarmgym registers the built-in envs with gymnasium (ids only: n
 
 from __future__ import annotations
 
-import importlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -61,19 +62,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = sorted([*_LAZY, "__version__"])
-
-
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'swarmgym' has no attribute {name!r}")
-    value = getattr(importlib.import_module(mod, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, eager=("__version__",))
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only

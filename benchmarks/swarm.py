@@ -158,9 +158,12 @@ def run(tasks: int = 20, latency: float = 0.05, concurrency: int = 4, scale_enti
         get_world(0).index.build()
         res: dict[str, Any] = {"corpus_build_s": round(time.perf_counter() - t0, 3),
                                "corpus_pages": len(get_world(0).docs)}
+        # the scale episodes run first, so the process peak right after them is their peak
         res["scale"] = await _scale(scale_entities, latency, "scripted")
+        res["scale"]["peak_rss_mb_so_far"] = round(_peak_rss_mb(), 1)
         if fake_server:
             res["scale_fake_server"] = await _scale(scale_entities, latency, "fake_server")
+            res["scale_fake_server"]["peak_rss_mb_so_far"] = round(_peak_rss_mb(), 1)
         res["scripted"] = await _compare("scripted", tasks, latency, concurrency)
         if fake_server:
             res["fake_server"] = await _compare("fake_server", tasks, latency, concurrency)
@@ -186,6 +189,7 @@ def run(tasks: int = 20, latency: float = 0.05, concurrency: int = 4, scale_enti
         "scale_subagents": raw["scale"]["subagents"],
         "scale_tool_calls": raw["scale"]["tool_calls"],
         "scale_wall_s": raw["scale"]["wall_s"],
+        "scale_peak_rss_mb": raw["scale"]["peak_rss_mb_so_far"],
         "peak_rss_mb": round(_peak_rss_mb(), 1),
         "detail": raw,
     }
@@ -200,6 +204,7 @@ def run(tasks: int = 20, latency: float = 0.05, concurrency: int = 4, scale_enti
             "fake_server_wall_s_swarm": fw["wall_s"],
             "fake_server_wall_ratio": round(fs["wall_s"] / fw["wall_s"], 3) if fw["wall_s"] else 0.0,
             "scale_fake_server_wall_s": raw["scale_fake_server"]["wall_s"],
+            "scale_fake_server_peak_rss_mb": raw["scale_fake_server"]["peak_rss_mb_so_far"],
         })
     return out
 

@@ -6,9 +6,9 @@ Names load lazily on first access, so ``import swarmgym.judges`` costs nothing b
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_exports
 from .base import FunctionJudge, Judge, JudgeContext, NullJudge, Weighted, safe_score
 
 _LAZY: dict[str, str] = {
@@ -44,20 +44,13 @@ _LAZY: dict[str, str] = {
     "ToggleJudge": ".budget",
 }
 
-__all__ = sorted(["FunctionJudge", "Judge", "JudgeContext", "NullJudge", "Weighted", "safe_score", *_LAZY])
+_EAGER = ("FunctionJudge", "Judge", "JudgeContext", "NullJudge", "Weighted", "safe_score")
+__all__ = sorted([*_EAGER, *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, eager=_EAGER)
 
 
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'swarmgym.judges' has no attribute {name!r}")
-    value = getattr(importlib.import_module(mod, __name__), name)
-    globals()[name] = value
-    return value
 
 
-def __dir__() -> list[str]:
-    return __all__
 
 
 if TYPE_CHECKING:  # pragma: no cover

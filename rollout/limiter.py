@@ -74,7 +74,7 @@ class SlotPool:
         limit: number of slots; None means unlimited (only the in-use count is kept).
     """
 
-    __slots__ = ("limit", "free", "in_use", "waiters")
+    __slots__ = ("limit", "free", "in_use", "peak", "waiters")
 
     def __init__(self, limit: int | None) -> None:
         if limit is not None and limit < 1:
@@ -82,6 +82,8 @@ class SlotPool:
         self.limit = limit
         self.free = limit if limit is not None else 0
         self.in_use = 0
+        self.peak = 0
+        """Most slots ever in use at once (a lent slot counts once: it is its lender's)."""
         self.waiters: deque[_Waiter] = deque()
 
     @property
@@ -92,18 +94,17 @@ class SlotPool:
     def try_acquire(self, parent: Lease | None = None) -> Lease | None:
         """A lease if one is available right now (a pool slot, else the parent's lent slot), else None."""
         if self.limit is None:
-            self.in_use += 1
+            self._use()
             return Lease(self, None)
         waiters = self.waiters
         while waiters and waiters[0].done:  # served elsewhere (a lent slot) or cancelled
             waiters.popleft()
         if self.free > 0 and not waiters:
             self.free -= 1
-            self.in_use += 1
+            self._use()
             return Lease(self, None)
         if parent is not None and parent.lent_free:
             parent.lent_free = False
-            self.in_use += 1
             return Lease(self, parent)
         return None
 
@@ -128,14 +129,19 @@ class SlotPool:
         assert w.lease is not None
         return w.lease
 
+    def _use(self) -> None:
+        self.in_use += 1
+        if self.in_use > self.peak:
+            self.peak = self.in_use
+
     def release(self, lease: Lease) -> None:
         """Return a slot: to the first waiter that can use it, else to the pool (or the lender)."""
-        self.in_use -= 1
         parent = lease.borrowed_from
         if parent is not None:
             parent.lent_free = True
             self._serve_lent(parent)
             return
+        self.in_use -= 1
         if self.limit is None:
             return
         while self.waiters:
@@ -154,7 +160,8 @@ class SlotPool:
                 self._grant(w, Lease(self, parent))
 
     def _grant(self, w: _Waiter, lease: Lease) -> None:
-        self.in_use += 1
+        if lease.borrowed_from is None:
+            self._use()
         w.done = True
         w.lease = lease
         w.event.set()

@@ -450,8 +450,11 @@ class _Run:
         while True:
             ep_env = env.fork()
             st = _EpState(self, role, depth, lease, parent, ep_env)
-            if ep_env.sandbox is not None:
-                ep_env.sandbox = _LimitedSandboxes(ep_env.sandbox, st)
+            sb = ep_env.sandbox
+            if sb is not None:
+                if isinstance(sb, _LimitedSandboxes):  # spawned with a running episode's env (ctx.env)
+                    sb = sb.inner
+                ep_env.sandbox = _LimitedSandboxes(sb, st)
             try:
                 traj = await run_episode(
                     ep_env,

@@ -3,9 +3,7 @@ tools and the swarm tools. Names load lazily on first access."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from .._lazy import lazy_exports
 from .base import FunctionTool, FunctionToolset, ToolContext, Toolset, ToolsetProtocol, tool
 
 _LAZY: dict[str, str] = {
@@ -18,17 +16,6 @@ _LAZY: dict[str, str] = {
     "SwarmToolset": ".swarm",
 }
 
-__all__ = sorted(["FunctionTool", "FunctionToolset", "ToolContext", "Toolset", "ToolsetProtocol", "tool", *_LAZY])
-
-
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'swarmgym.toolsets' has no attribute {name!r}")
-    value = getattr(importlib.import_module(mod, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+_EAGER = ("FunctionTool", "FunctionToolset", "ToolContext", "Toolset", "ToolsetProtocol", "tool")
+__all__ = sorted([*_EAGER, *_LAZY])
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, eager=_EAGER)

@@ -7,8 +7,9 @@ package costs nothing.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..._lazy import lazy_exports
 
 __all__ = [
     "Sandbox",
@@ -23,7 +24,6 @@ __all__ = [
     "AgentSandbox",
     "gc",
 ]
-
 _LAZY = {
     "Sandbox": ".base",
     "ExecResult": ".base",
@@ -37,6 +37,7 @@ _LAZY = {
     "AgentSandbox": ".client",
     "gc": ".reaper",
 }
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 if TYPE_CHECKING:
     from .base import ExecResult, PythonResult, Sandbox, SandboxConfig, SandboxLimits, SandboxState
@@ -44,16 +45,3 @@ if TYPE_CHECKING:
     from .factory import create_sandbox
     from .pool import PoolStats, SandboxPool
     from .reaper import gc
-
-
-def __getattr__(name: str) -> Any:
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(mod, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
