@@ -25,7 +25,6 @@ Run: ``python -m benchmarks.hf [--episodes 64] [--turns 2] [--max-tokens 32] [--
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
@@ -179,21 +178,14 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     res = run(a.episodes, a.turns, a.max_tokens, a.temperature, a.repeats)
 
-    from rich.console import Console
-    from rich.table import Table
+    from benchmarks._report import report
 
-    t = Table(
-        title=f"HFPolicy: {res['params'] / 1e6:.1f}M-param random model on {res['device']}, "
-        f"{a.episodes} concurrent episodes × {a.turns} turns, ≤{a.max_tokens} tokens/turn"
+    report(
+        f"HFPolicy: {res['params'] / 1e6:.1f}M-param random model on {res['device']}, "
+        f"{a.episodes} concurrent episodes × {a.turns} turns, ≤{a.max_tokens} tokens/turn",
+        res,
+        json_path=a.json,
     )
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for k, v in res.items():
-        t.add_row(k, f"{v:,.3g}" if isinstance(v, float) else str(v))
-    Console().print(t)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=2)
     return 0
 
 

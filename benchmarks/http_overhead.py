@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -177,18 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     res = run_http(a.n, a.concurrency, repeats=a.repeats, freeze_gc=a.freeze_gc)
 
-    from rich.console import Console
-    from rich.table import Table
+    from benchmarks._report import report
 
-    t = Table(title=f"HTTP overhead (N={a.n}, concurrency {a.concurrency}, fake server in another process)")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for k, v in res.items():
-        t.add_row(k, f"{v:,}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v))
-    Console().print(t)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=2)
+    report(
+        f"HTTP overhead (N={a.n}, concurrency {a.concurrency}, fake server in another process)", res, json_path=a.json
+    )
     return 0
 
 

@@ -16,7 +16,6 @@ Run: ``swarmgym bench overhead [--json FILE] [-n N] [--concurrency C]``.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -83,31 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", metavar="FILE", help="write the results as JSON here")
     a = p.parse_args(argv)
 
+    from benchmarks._report import report
     from benchmarks.http_overhead import run_http
 
     res: dict[str, Any] = {"import_s": round(measure_import(), 4)}
     res.update(measure_loop())
     res.update(run_http(a.n, a.concurrency, repeats=a.repeats))
     targets = {"import_s": ("≤", 0.3), "loop_cpu_us_per_step": ("≤", 20.0), "ratio_vs_bare": ("≥", 0.8)}
-
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=f"swarmgym overhead (HTTP: N={a.n}, concurrency {a.concurrency})")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    t.add_column("target")
-    for k, v in res.items():
-        tgt = targets.get(k)
-        mark = ""
-        if tgt:
-            ok = v <= tgt[1] if tgt[0] == "≤" else v >= tgt[1]
-            mark = f"{tgt[0]} {tgt[1]} {'✓' if ok else '✗'}"
-        t.add_row(k, f"{v:,}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v), mark)
-    Console().print(t)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=2)
+    report(f"swarmgym overhead (HTTP: N={a.n}, concurrency {a.concurrency})", res, json_path=a.json, targets=targets)
     return 0
 
 

@@ -16,7 +16,6 @@ Run: ``python -m benchmarks.tito [--episodes 10000] [--json FILE]`` or ``swarmgy
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
 from typing import Any
@@ -121,19 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     res = run(a.episodes, a.seed)
 
-    from rich.console import Console
-    from rich.table import Table
+    from benchmarks._report import report
 
-    t = Table(title=f"Token-in-token-out ({a.episodes} synthetic episodes, {', '.join(TEMPLATES)})")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for k, v in res.items():
-        if k != "templates":
-            t.add_row(k, f"{v:,.1f}" if isinstance(v, float) else f"{v:,}")
-    Console().print(t)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=2)
+    report(
+        f"Token-in-token-out ({a.episodes} synthetic episodes, {', '.join(TEMPLATES)})",
+        res,
+        json_path=a.json,
+        skip=("templates",),
+    )
     return 0 if res["drift_episodes"] == 0 else 1
 
 

@@ -6,6 +6,10 @@ Re-exports only; see :mod:`swarmgym.rollout.manager` for the design.
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import Any
+
 from .groups import GroupStats, group_stats, pass_at_k
 from .limiter import Lease, SlotPool
 from .limits import RolloutLimits
@@ -31,3 +35,18 @@ __all__ = [
     "serve_prometheus",
     "store_manifest",
 ]
+
+
+class _CallableModule(types.ModuleType):
+    """``swarmgym.rollout`` is both this package and the sync :func:`rollout` function.
+
+    Importing the subpackage makes Python set ``swarmgym.rollout`` to the *module*, shadowing the function
+    that ``swarmgym`` exports under the same name; making the module callable keeps
+    ``swarmgym.rollout(env, policy, n=...)`` working whichever import happened first.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return rollout(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -680,6 +680,8 @@ class _Run:
                     finally:
                         outer.cancel_scope.cancel()
         finally:
+            g = self.metrics.gauges
+            g["peak_episode_slots"] = max(g.get("peak_episode_slots", 0.0), float(self.episodes.peak))
             self.metrics.finished_at = time.monotonic()
             if self.store is not None:
                 with anyio.CancelScope(shield=True):
