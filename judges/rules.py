@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -81,6 +82,16 @@ def normalize_answer(s: Any, *, strip_articles: bool = True) -> str:
     s = " ".join(s.split())
     s = s.rstrip(".").strip()
     return s
+
+
+@functools.lru_cache(maxsize=16384)
+def _normalize_short(s: str) -> str:
+    return normalize_answer(s)
+
+
+def _normalize_cached(s: Any) -> str:
+    """normalize_answer, memoised for short strings (gold answers repeat across a group's samples)."""
+    return _normalize_short(s) if isinstance(s, str) and len(s) <= 256 else normalize_answer(s)
 
 
 _NUM = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?", re.IGNORECASE)
@@ -180,7 +191,7 @@ class ExactMatch(OutcomeJudge):
         self.normalize = normalize
 
     def compare(self, pred: str, gold: Any, task: Task) -> float:
-        f: Callable[[Any], str] = normalize_answer if self.normalize else (lambda x: str(x).strip())
+        f: Callable[[Any], str] = _normalize_cached if self.normalize else (lambda x: str(x).strip())
         p = f(pred)
         return float(any(g is not None and p == f(g) for g in _golds(gold)))
 
