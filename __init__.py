@@ -41,6 +41,9 @@ _LAZY: dict[str, str] = {
     # loop
     "run_episode": ".loop",
     "ContextStrategy": ".loop",
+    "HideToolResults": ".context",
+    "DiscardAll": ".context",
+    "Summary": ".context",
     # policies
     "Policy": ".policies.base",
     "PolicyRouter": ".policies.base",
@@ -70,6 +73,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .envs.registry import make, register, registered_envs
     from .errors import SwarmgymError
     from .judges.base import Judge, Weighted
+    from .context import DiscardAll, HideToolResults, Summary
     from .loop import ContextStrategy, run_episode
     from .policies.base import Policy, PolicyRouter
     from .policies.openai_http import OpenAIPolicy

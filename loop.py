@@ -85,6 +85,8 @@ async def run_episode(
     else:  # a bare policy: no router object per episode
         pol, trainable = policy, role not in _DEFAULT_FROZEN
     ep = env.fork() if fork else env
+    if fork and ep.policies is None:
+        ep.policies = policy  # inline spawns (sub-agents, agent judges) fall back to this run's policies
     sampling = sampling or _DEFAULT_SAMPLING
     await ep.areset(
         seed=seed,

@@ -92,7 +92,7 @@ async def _compare(mode: str, n_tasks: int, latency: float, concurrency: int) ->
     else:
         from swarmgym.envs.widesearch_scripted import fake_server_responder
         from swarmgym.policies.openai_http import OpenAIPolicy
-        from swarmgym.testing import FakeOpenAIServer
+        from swarmgym.testing.fake_server import FakeOpenAIServer
 
         server = FakeOpenAIServer(responder=fake_server_responder(), latency=latency, record=False)
         async with server as srv, OpenAIPolicy(srv.base_url, "fake-model") as model:
@@ -120,7 +120,7 @@ async def _scale(n_entities: int, latency: float, mode: str) -> dict[str, float]
     else:
         from swarmgym.envs.widesearch_scripted import fake_server_responder
         from swarmgym.policies.openai_http import OpenAIPolicy
-        from swarmgym.testing import FakeOpenAIServer
+        from swarmgym.testing.fake_server import FakeOpenAIServer
 
         responder = fake_server_responder(entities_per_agent=1, max_agents=100)
         server = FakeOpenAIServer(responder=responder, latency=latency, record=False)

@@ -42,6 +42,11 @@ _LAZY: dict[str, str] = {
     "AgentJudge": ".agent",
     "parse_verdict": ".agent",
     "ToggleJudge": ".budget",
+    "PARLReward": ".parl",
+    "PARLStagedReward": ".parl",
+    "LinearSchedule": ".parl",
+    "CosineSchedule": ".parl",
+    "ConstantSchedule": ".parl",
 }
 
 _EAGER = ("FunctionJudge", "Judge", "JudgeContext", "NullJudge", "Weighted", "safe_score")

@@ -14,6 +14,13 @@ _LAZY: dict[str, str] = {
     "SearchToolset": ".search",
     "SearchIndex": ".search",
     "SwarmToolset": ".swarm",
+    "StepLimits": ".swarm",
+    "STEP_LIMIT_PRESETS": ".swarm",
+    "step_limits": ".swarm",
+    "StepCounts": ".swarm_metrics",
+    "critical_steps": ".swarm_metrics",
+    "tree_steps": ".swarm_metrics",
+    "trajectory_steps": ".swarm_metrics",
 }
 
 _EAGER = ("FunctionTool", "FunctionToolset", "ToolContext", "Toolset", "ToolsetProtocol", "tool")

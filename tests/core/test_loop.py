@@ -433,10 +433,26 @@ async def test_spawn_records_the_child_id_in_the_parent() -> None:
 
 @pytest.mark.anyio
 async def test_spawn_without_policies_is_an_error_observation() -> None:
+    # Driven through the env API directly (no run_episode, no env.policies): nothing can play the child.
     env = AgentEnv([TASK], toolsets=[Delegator(AgentEnv([]))])
-    traj = await run(env, [calls(("delegate", {"question": "q"})), "fine"])
-    assert traj.status == "ok"
+    await env.areset(task=TASK)
+    await env.astep(calls(("delegate", {"question": "q"})))
+    traj = env.trajectory
+    assert traj is not None and not env.done
     assert "spawn needs a policy" in tool_messages(traj)[0].text
+    await env.aclose_episode()
+
+
+@pytest.mark.anyio
+async def test_spawn_falls_back_to_the_run_policy() -> None:
+    # run_episode hands its own policy to inline spawns when the env has none: the child is played by it
+    # (as the frozen "subagent" role, so trainable=False).
+    env = AgentEnv([TASK], toolsets=[Delegator(AgentEnv([]))])
+    policy = ScriptedPolicy(lambda msgs, tools, ctx: calls(("delegate", {"question": "q"})) if ctx.role == "main" and ctx.turn == 0 else "child or parent answer")
+    traj = await run_episode(env, policy, TASK)
+    assert traj.status == "ok", traj.error
+    assert tool_messages(traj)[0].text == "child or parent answer"
+    assert len(traj.children) == 1
 
 
 @pytest.mark.anyio

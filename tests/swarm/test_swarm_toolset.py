@@ -224,9 +224,9 @@ async def test_subagent_cap_and_spawn_failure_are_observations():
     texts = tool_texts(traj)
     assert sum("limit of 2 sub-agents" in x for x in texts) == 1 and sum(x == "fine" for x in texts) == 2
 
-    # no router on the env: the inline spawn cannot find a policy for the child
+    # a strict router without a "subagent" role: the inline spawn cannot find a policy for the child
     env = swarm_env()
-    traj = await run_episode(env, PolicyRouter(orchestrator(1)))
+    traj = await run_episode(env, PolicyRouter(orchestrator(1), strict=True))
     assert traj.status == "ok"
     assert "sub-agent 'worker' could not run: ConfigError" in tool_texts(traj)[1]
     assert traj.info["subagents"][0]["status"] == "error"

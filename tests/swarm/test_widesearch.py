@@ -100,7 +100,7 @@ async def test_scale_episode_holds_100_subagents():
 
 async def test_fake_server_plays_the_same_baselines():
     from swarmgym.policies.openai_http import OpenAIPolicy
-    from swarmgym.testing import FakeOpenAIServer
+    from swarmgym.testing.fake_server import FakeOpenAIServer
 
     async with FakeOpenAIServer(responder=fake_server_responder()) as srv, OpenAIPolicy(srv.base_url, "fake-model") as model:
         router = PolicyRouter(model, roles={"subagent": model})
