@@ -25,6 +25,9 @@ __all__ = ["ReasoningGymTasks", "ReasoningGymJudge", "make_math_env", "make_tool
 
 MATH_DATASETS = ("basic_arithmetic", "chain_sum", "gcd", "lcm", "fraction_simplification", "prime_factorization")
 TOOL_DATASETS = ("basic_arithmetic", "chain_sum")
+# basic_arithmetic's "/" floors in its gold answers (-1439 / -5 -> "287") while the prompt says "Calculate",
+# so a correct exact answer would score 0: the built-in envs leave division out.
+DEFAULT_CONFIG: dict[str, dict[str, Any]] = {"basic_arithmetic": {"operators": ("+", "-", "*")}}
 # generators whose tasks have several valid answers (judged by reasoning-gym's own checker)
 MULTI_ANSWER_DATASETS = frozenset({"boxnet", "graph_color", "propositional_logic", "rubiks_cube", "rush_hour"})
 
@@ -179,12 +182,13 @@ def make_math_env(
     datasets: Sequence[str] = MATH_DATASETS,
     size: int = 1000,
     seed: int = 0,
+    config: dict[str, dict[str, Any]] | None = None,
     system_prompt: str = MATH_SYSTEM,
     limits: EpisodeLimits | None = None,
     **kwargs: Any,
 ) -> AgentEnv:
     """``swarmgym/Math-v0``: single-turn math with a boxed answer (kwargs go to AgentEnv)."""
-    src = ReasoningGymTasks(datasets, size=size, seed=seed)
+    src = ReasoningGymTasks(datasets, size=size, seed=seed, config=DEFAULT_CONFIG if config is None else config)
     return AgentEnv(
         src,
         judge=kwargs.pop("judge", None) or ReasoningGymJudge(src),
@@ -201,12 +205,13 @@ def make_tool_math_env(
     datasets: Sequence[str] = TOOL_DATASETS,
     size: int = 1000,
     seed: int = 0,
+    config: dict[str, dict[str, Any]] | None = None,
     system_prompt: str = TOOL_SYSTEM,
     limits: EpisodeLimits | None = None,
     **kwargs: Any,
 ) -> AgentEnv:
     """``swarmgym/ToolMath-v0``: arithmetic with the calculator tool (kwargs go to AgentEnv)."""
-    src = ReasoningGymTasks(datasets, size=size, seed=seed)
+    src = ReasoningGymTasks(datasets, size=size, seed=seed, config=DEFAULT_CONFIG if config is None else config)
     return AgentEnv(
         src,
         toolsets=kwargs.pop("toolsets", None) or [CalculatorToolset()],

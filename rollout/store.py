@@ -281,10 +281,13 @@ class TrajectoryStore:
             import gzip
 
             data = gzip.compress(data, compresslevel=6, mtime=0)
-        self._f.write(data)
-        self._f.flush()
-        if self.fsync:
-            os.fsync(self._f.fileno())
+        try:
+            self._f.write(data)
+            self._f.flush()
+            if self.fsync:
+                os.fsync(self._f.fileno())
+        except OSError as e:
+            raise StoreError(f"cannot write the trajectory store {self.path}: {e.strerror or e} (free disk space?)") from e
         self.written += len(lines)
 
     def flush(self) -> None:

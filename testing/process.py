@@ -44,6 +44,12 @@ class FakeServerProcess:
         p = self.process
         if p.stdin is not None and not p.stdin.closed:
             p.stdin.close()  # the child stops on stdin EOF; SIGTERM below covers a child stuck elsewhere
+            try:
+                # give the clean EOF shutdown a moment: a SIGTERM landing after the child has removed its
+                # signal handlers (mid-shutdown) would kill it with -15 instead of a clean exit 0
+                p.wait(min(timeout, 2.0))
+            except subprocess.TimeoutExpired:
+                pass
         if p.poll() is None:
             p.terminate()
             try:

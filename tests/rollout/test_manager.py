@@ -400,3 +400,13 @@ def test_bad_arguments_are_config_errors() -> None:
         RolloutManager(object())  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="group_size"):
         rollout(simple_env(1), ScriptedPolicy(["42"]), group_size=0)
+    with pytest.raises(ConfigError, match="no tasks to run"):
+        rollout(AgentEnv([]), ScriptedPolicy(["42"]), n=3)
+
+
+def test_gc_thresholds_are_restored_after_a_run() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    rollout(simple_env(2), ScriptedPolicy(["42"]))
+    assert gc.get_threshold() == before

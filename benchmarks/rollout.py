@@ -1,0 +1,510 @@
+"""Rollout manager benchmark: scale, throughput against verifiers 0.3.1, recursion overhead.
+
+Sections (each runs in its own child process, so peak RSS and GC state belong to that section alone):
+
+- **scale**: ``--scale-n`` (default 100,000) episodes admitted at once into one RolloutManager; an in-process
+  policy waits 1–5 s per call (uniform) and plays 3 turns (two ``calculator`` tool calls, then the answer).
+  Reports ``concurrent_episodes`` (peak alive at once), ``peak_rss_mb``, wall time and event-loop lag
+  p50/p99 (a 20 ms probe timer's lateness). Targets: 100,000 concurrent, RSS ≤ 4 GiB, lag p99 ≤ 50 ms.
+- **http**: the same fake OpenAI-compatible server (aiohttp, **another process**) serves swarmgym and
+  verifiers 0.3.1 in the same run: single-turn episodes and 5-tool-call episodes (the server answers with a
+  calculator call until it has seen 5 tool results), concurrency 256, ``--http-n`` (default 5,000) episodes
+  each. verifiers is installed into its own virtualenv under ``~/.cache/swarmgym-bench`` (never a project
+  dependency); when that fails the output says so and the ratios are null. Target: ≥ 10× verifiers.
+- **recursion**: ``--parents`` (1,000) parents each spawning 8 children concurrently (in-process policy, no
+  latency): children/s and the manager's overhead per spawn (child episode time through ``spawn`` minus the
+  same child episode run directly with ``run_episode``).
+
+Run: ``swarmgym bench rollout [--json FILE] [--quick]`` (``--quick`` shrinks every N for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+VERIFIERS_VERSION = "0.3.1"
+VENV_DIR = Path(os.environ.get("SWARMGYM_BENCH_CACHE", Path.home() / ".cache" / "swarmgym-bench")) / f"verifiers-{VERIFIERS_VERSION}"
+PROMPT = "What is 17 + 25? Answer with the number only."
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _load() -> str:
+    try:
+        a, b, c = os.getloadavg()
+        return f"{a:.2f} {b:.2f} {c:.2f} (cores: {os.cpu_count()})"
+    except OSError:
+        return "unknown"
+
+
+class _LazyTasks:
+    """N arithmetic tasks made on demand (so 100,000 tasks cost nothing until admitted)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Any:
+        from swarmgym.types import Task
+
+        a, b = i % 97, i % 89
+        return Task(id=f"t{i}", prompt=f"What is ({a} + {b}) * 2?", answer=str((a + b) * 2))
+
+
+def _three_turns(messages: Any, tools: Any, ctx: Any) -> Any:
+    """Turn 0: calculator(a+b); turn 1: calculator(result*2); turn 2: the answer."""
+    if ctx.turn == 0:
+        task = ctx.task
+        expr = task.prompt.split("(", 1)[1].split(")", 1)[0]
+        return {"role": "assistant", "content": None, "tool_calls": [{"id": "c0", "name": "calculator", "arguments": {"expression": expr}}]}
+    last = messages[-1].text
+    if ctx.turn == 1:
+        return {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "name": "calculator", "arguments": {"expression": f"{last}*2"}}]}
+    return last
+
+
+# ---------------------------------------------------------------------------------------------- scale
+
+
+def section_scale(n: int, lat_lo: float, lat_hi: float) -> dict[str, Any]:
+    import anyio
+
+    from swarmgym.envs.core import AgentEnv, EpisodeLimits
+    from swarmgym.judges.base import FunctionJudge
+    from swarmgym.policies.scripted import ScriptedPolicy
+    from swarmgym.rollout import RolloutLimits, RolloutManager
+    from swarmgym.toolsets.calculator import CalculatorToolset
+
+    env = AgentEnv(
+        _LazyTasks(n),
+        toolsets=[CalculatorToolset()],
+        judge=FunctionJudge(lambda task, traj: float(traj.final_text == task.answer), name="exact"),
+        limits=EpisodeLimits(max_turns=3),
+    )
+    policy = ScriptedPolicy(_three_turns, latency=(lat_lo, lat_hi), seed=0)
+    mgr = RolloutManager(policy, RolloutLimits(max_episodes=n, max_children_per_episode=0))
+    counts = {"ok": 0, "reward": 0.0}
+
+    async def go() -> None:
+        async for t in mgr.stream(env, n):
+            counts["ok"] += t.status == "ok"
+            counts["reward"] += t.reward
+
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    anyio.run(go)
+    wall = time.perf_counter() - t0
+    m = mgr.metrics
+    lag = m.hist["loop_lag_s"]
+    return {
+        "scale_n": n,
+        "concurrent_episodes": int(m.gauges["peak_in_flight"]),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "scale_wall_s": round(wall, 2),
+        "scale_cpu_s": round(time.process_time() - c0, 2),
+        "scale_ok": counts["ok"],
+        "scale_mean_reward": round(counts["reward"] / max(n, 1), 4),
+        "loop_lag_p50_ms": round(lag.quantile(0.5) * 1000, 2),
+        "loop_lag_p99_ms": round(lag.quantile(0.99) * 1000, 2),
+        "loop_lag_max_ms": round(lag.max * 1000, 2),
+        "scale_policy_latency_s": [lat_lo, lat_hi],
+    }
+
+
+# ---------------------------------------------------------------------------------------------- http
+
+
+def _tools_responder(req: dict[str, Any]) -> Any:
+    """The fake server's side of a 5-tool-call episode: call the calculator until 5 results came back."""
+    from swarmgym.testing.fake_server import Reply
+
+    n_tool = sum(1 for m in req.get("messages", ()) if m.get("role") == "tool")
+    if n_tool < 5:
+        return Reply.tool("calculator", {"expression": f"{n_tool} + 1"}, call_id=f"call_{n_tool}")
+    return Reply.text("42")
+
+
+def serve_tools_server() -> None:
+    """Child-process entry: a fake server with the 5-tool-call responder (prints the ready line, stops on stdin EOF)."""
+    import asyncio
+
+    from swarmgym.testing.fake_server import READY_PREFIX, FakeOpenAIServer
+
+    async def run() -> None:
+        srv = FakeOpenAIServer(responder=_tools_responder, default_text="42", record=False)
+        await srv.start()
+        print(READY_PREFIX + srv.base_url, flush=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sys.stdin.read)
+        await srv.close()
+
+    asyncio.run(run())
+
+
+class _ServerProc:
+    def __init__(self, args: list[str]) -> None:
+        from swarmgym.testing.fake_server import READY_PREFIX
+
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=tempfile.gettempdir()
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith(READY_PREFIX):
+            self.close()
+            raise RuntimeError(f"fake server did not start: {line!r}")
+        self.base_url = line[len(READY_PREFIX) :].strip()
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _swarmgym_http(base_url: str, n: int, concurrency: int, tools: bool, warmup: int) -> dict[str, Any]:
+    import anyio
+
+    from swarmgym.envs.core import AgentEnv, EpisodeLimits
+    from swarmgym.judges.base import FunctionJudge
+    from swarmgym.policies.openai_http import OpenAIPolicy
+    from swarmgym.rollout import RolloutLimits, RolloutManager
+    from swarmgym.toolsets.calculator import CalculatorToolset
+    from swarmgym.types import SamplingParams, Task
+
+    tasks = [Task(id=f"t{i}", prompt=PROMPT, answer="42") for i in range(n)]
+    env = AgentEnv(
+        tasks,
+        toolsets=[CalculatorToolset()] if tools else [],
+        judge=FunctionJudge(lambda task, traj: float(traj.final_text.strip() == "42"), name="exact"),
+        limits=EpisodeLimits(max_turns=7 if tools else 1),
+    )
+    policy = OpenAIPolicy(base_url, "fake-model", max_connections=concurrency)
+    sampling = SamplingParams(logprobs=False)
+    result: dict[str, Any] = {}
+
+    async def go() -> None:
+        try:
+            # warm-up (connections opened, caches warm), then the measured run
+            await RolloutManager(policy, RolloutLimits(max_episodes=concurrency), sampling=sampling).run(env, tasks[:warmup])
+            mgr = RolloutManager(policy, RolloutLimits(max_episodes=concurrency), sampling=sampling)
+            c0, t0 = time.process_time(), time.perf_counter()
+            out = await mgr.run(env)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            ok = sum(1 for t in out if t.status == "ok" and t.reward == 1.0 and (not tools or t.num_turns == 6))
+            result.update(rps=n / wall, cpu_ms=1000 * cpu / n, ok=ok)
+        finally:
+            await policy.aclose()
+
+    anyio.run(go)
+    return result
+
+
+VERIFIERS_DRIVER = r'''
+import asyncio, json, sys, time, resource
+mode, base_url, n, conc = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+import verifiers as vf
+from datasets import Dataset
+from openai import AsyncOpenAI
+
+PROMPT = "What is 17 + 25? Answer with the number only."
+ds = Dataset.from_list([{"question": PROMPT, "answer": "42"} for _ in range(n)])
+
+def correct(completion, answer, **kw):
+    text = completion[-1]["content"] if isinstance(completion, list) else completion
+    return float((text or "").strip() == answer)
+
+def calculator(expression: str) -> str:
+    """Evaluate an arithmetic expression.
+
+    Args:
+        expression: the expression.
+    """
+    return str(eval(expression, {"__builtins__": {}}))
+
+rubric = vf.Rubric(funcs=[correct])
+if mode == "single":
+    env = vf.SingleTurnEnv(dataset=ds, rubric=rubric)
+else:
+    env = vf.ToolEnv(dataset=ds, tools=[calculator], rubric=rubric, max_turns=7)
+from verifiers.clients import OpenAIChatCompletionsClient
+client = OpenAIChatCompletionsClient(AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0))
+async def run(k):
+    return await env.evaluate(client, "fake-model", num_examples=k, rollouts_per_example=1,
+                              max_concurrent=conc, on_progress=lambda *a, **kw: None)
+async def both():  # one event loop for warm-up and measurement (the client's pool is bound to it)
+    await run(min(200, n))
+    c0, t0 = time.process_time(), time.perf_counter()
+    res = await run(n)
+    return res, time.perf_counter() - t0, time.process_time() - c0
+res, wall, cpu = asyncio.run(both())
+rewards = [o.get("reward") for o in res["outputs"]]
+print(json.dumps({"rps": n / wall, "cpu_ms": 1000 * cpu / n, "ok": int(sum(1 for r in rewards if r == 1.0)),
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+'''
+
+
+def _ensure_verifiers() -> tuple[Path | None, str]:
+    """The venv's python with verifiers installed, or (None, why not)."""
+    # Every child runs outside the source checkout: its root is the package itself and has a types.py
+    # that would shadow the standard library's for `python -c` / `python -m` started there.
+    cwd = tempfile.gettempdir()
+    py = VENV_DIR / "bin" / "python"
+    check = [str(py), "-c", f"import verifiers, importlib.metadata as m; assert m.version('verifiers') == '{VERIFIERS_VERSION}'"]
+    if py.exists() and subprocess.run(check, capture_output=True, cwd=cwd).returncode == 0:
+        return py, "cached"
+    try:
+        VENV_DIR.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV_DIR)], check=True, capture_output=True, cwd=cwd)
+        r = subprocess.run(
+            [str(py), "-m", "pip", "install", "-q", f"verifiers=={VERIFIERS_VERSION}"],
+            capture_output=True, text=True, timeout=1800, cwd=cwd,
+        )  # fmt: skip
+        if r.returncode != 0:
+            return None, f"pip install verifiers=={VERIFIERS_VERSION} failed: {r.stderr.strip()[-400:]}"
+        if subprocess.run(check, capture_output=True, cwd=cwd).returncode != 0:
+            return None, f"verifiers=={VERIFIERS_VERSION} installed but does not import"
+        return py, "installed"
+    except (OSError, subprocess.SubprocessError) as e:
+        return None, f"could not create the verifiers virtualenv: {e}"
+
+
+def _verifiers_http(py: Path, mode: str, base_url: str, n: int, concurrency: int) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(VERIFIERS_DRIVER)
+        script = f.name
+    try:
+        r = subprocess.run(
+            [str(py), script, mode, base_url, str(n), str(concurrency)], capture_output=True, text=True, timeout=3600, cwd=tempfile.gettempdir()
+        )
+    finally:
+        os.unlink(script)
+    if r.returncode != 0:
+        return {"error": (r.stderr.strip() or r.stdout.strip())[-800:]}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def section_http(n: int, concurrency: int, skip_verifiers: bool) -> dict[str, Any]:
+    here = str(Path(__file__).resolve())
+    out: dict[str, Any] = {"http_n": n, "http_concurrency": concurrency}
+    py, how = (None, "skipped (--no-verifiers)") if skip_verifiers else _ensure_verifiers()
+    out["verifiers_status"] = how if py else f"unavailable: {how}"
+    warmup = min(500, n)
+    for mode, tools in (("single_turn", False), ("tools", True)):
+        srv = _ServerProc([sys.executable, here, "--serve", "tools" if tools else "single"])
+        try:
+            sw = _swarmgym_http(srv.base_url, n, concurrency, tools, warmup)
+            out[f"rollouts_per_s_{mode}"] = round(sw["rps"], 1)
+            out[f"client_cpu_ms_per_rollout_{mode}"] = round(sw["cpu_ms"], 3)
+            out[f"ok_{mode}"] = sw["ok"]
+            vkey = f"verifiers_rollouts_per_s_{mode}"
+            out[vkey] = None
+            out[f"ratio_vs_verifiers_{mode}"] = None
+            if py is not None:
+                vr = _verifiers_http(py, "single" if not tools else "tools", srv.base_url, n, concurrency)
+                if "error" in vr:
+                    out[f"verifiers_error_{mode}"] = vr["error"]
+                else:
+                    out[vkey] = round(vr["rps"], 1)
+                    out[f"verifiers_client_cpu_ms_per_rollout_{mode}"] = round(vr["cpu_ms"], 3)
+                    out[f"verifiers_ok_{mode}"] = vr["ok"]
+                    out[f"ratio_vs_verifiers_{mode}"] = round(sw["rps"] / vr["rps"], 2)
+        finally:
+            srv.close()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- recursion
+
+
+def section_recursion(parents: int, children: int) -> dict[str, Any]:
+    import anyio
+
+    from swarmgym.envs.core import AgentEnv
+    from swarmgym.judges.base import FunctionJudge
+    from swarmgym.loop import run_episode
+    from swarmgym.policies.scripted import ScriptedPolicy
+    from swarmgym.rollout import RolloutLimits, RolloutManager
+    from swarmgym.toolsets.base import ToolContext, Toolset, tool
+    from swarmgym.types import Task
+
+    judge = FunctionJudge(lambda task, traj: 1.0)
+    child_env = AgentEnv([Task(id="c", prompt="child")], judge=judge)
+
+    class FanOut(Toolset):
+        @tool
+        async def fan_out(self, ctx: ToolContext, k: int = 8) -> str:
+            """Spawn k sub-agents.
+
+            Args:
+                k: how many.
+            """
+            async with anyio.create_task_group() as tg:
+                for i in range(k):
+                    tg.start_soon(ctx.spawn, child_env, Task(id=f"{ctx.task.id}-{i}", prompt="child"))
+            return "done"
+
+    def script(messages: Any, tools: Any, ctx: Any) -> Any:
+        if ctx.role == "main" and ctx.turn == 0:
+            return {"role": "assistant", "content": None, "tool_calls": [{"id": "f", "name": "fan_out", "arguments": {"k": children}}]}
+        return "ok"
+
+    policy = ScriptedPolicy(script)
+    env = AgentEnv([Task(id=f"p{i}", prompt="go") for i in range(parents)], toolsets=[FanOut()], judge=judge)
+    n_children = parents * children
+    res: dict[str, Any] = {}
+
+    async def go() -> None:
+        # baseline: the same child episodes run directly (no manager, no spawn), same concurrency shape
+        child_task = Task(id="c", prompt="child")
+
+        async def direct() -> None:
+            async with anyio.create_task_group() as tg:
+                for _ in range(children):
+                    tg.start_soon(run_episode, child_env, policy, child_task)
+
+        c0 = time.process_time()
+        for _ in range(parents):
+            await direct()
+        direct_cpu = time.process_time() - c0
+        mgr = RolloutManager(policy, RolloutLimits(max_episodes=256))
+        c0, t0 = time.process_time(), time.perf_counter()
+        out = await mgr.run(env)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        assert all(t.status == "ok" and len(t.children) == children for t in out)
+        # parents alone (same scripted turns without children) to subtract their share
+        solo = AgentEnv([Task(id=f"s{i}", prompt="go") for i in range(parents)], judge=judge)
+        c1 = time.process_time()
+        await RolloutManager(ScriptedPolicy(["ok"]), RolloutLimits(max_episodes=256)).run(solo)
+        parents_cpu = time.process_time() - c1
+        res.update(
+            recursion_parents=parents,
+            recursion_children=n_children,
+            recursion_wall_s=round(wall, 3),
+            children_per_s=round(n_children / wall, 1),
+            child_episode_direct_us=round(1e6 * direct_cpu / n_children, 1),
+            spawn_overhead_us=round(1e6 * (cpu - parents_cpu - direct_cpu) / n_children, 1),
+        )
+
+    anyio.run(go)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------- driver
+
+
+def _run_section(args: list[str]) -> dict[str, Any]:
+    """Run one section in a fresh child process (its own RSS and GC state); returns its JSON."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = f.name
+    try:
+        r = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), *args, "--section-json", out],
+            text=True, capture_output=True, cwd=tempfile.gettempdir(),
+        )  # fmt: skip
+        if r.returncode != 0:
+            return {"section_error": (r.stderr or r.stdout).strip()[-1500:]}
+        return json.loads(Path(out).read_text())
+    finally:
+        os.unlink(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: run the sections, print a table, write the JSON."""
+    p = argparse.ArgumentParser(prog="swarmgym bench rollout", description=__doc__.split("\n")[0])
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON here")
+    p.add_argument("--quick", action="store_true", help="small N everywhere (smoke run)")
+    p.add_argument("--scale-n", type=int, default=None, help="concurrent episodes of the scale section (100000)")
+    p.add_argument("--latency", default="1,5", help="scale section policy latency LOW,HIGH seconds (1,5)")
+    p.add_argument("--http-n", type=int, default=None, help="episodes per HTTP mode (5000)")
+    p.add_argument("--concurrency", type=int, default=256)
+    p.add_argument("--parents", type=int, default=None, help="recursion parents (1000), 8 children each")
+    p.add_argument("--no-verifiers", action="store_true", help="skip the verifiers comparison")
+    p.add_argument("--only", choices=["scale", "http", "recursion"], action="append", help="run only these sections")
+    # internal: child-process entry points
+    p.add_argument("--section", choices=["scale", "http", "recursion"], help=argparse.SUPPRESS)
+    p.add_argument("--section-json", help=argparse.SUPPRESS)
+    p.add_argument("--serve", choices=["single", "tools"], help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+
+    scale_n = a.scale_n or (5000 if a.quick else 100_000)
+    http_n = a.http_n or (500 if a.quick else 5000)
+    parents = a.parents or (100 if a.quick else 1000)
+    lo, hi = (float(x) for x in a.latency.split(","))
+
+    if a.serve:
+        if a.serve == "tools":
+            serve_tools_server()
+        else:
+            from swarmgym.testing.fake_server import serve
+
+            serve(0, default_text="42", stop_on_stdin_eof=True)
+        return 0
+    if a.section:
+        if a.section == "scale":
+            res = section_scale(scale_n, lo, hi)
+        elif a.section == "http":
+            res = section_http(http_n, a.concurrency, a.no_verifiers)
+        else:
+            res = section_recursion(parents, 8)
+        Path(a.section_json).write_text(json.dumps(res))
+        return 0
+
+    sections = a.only or ["scale", "http", "recursion"]
+    common = ["--scale-n", str(scale_n), "--latency", a.latency, "--http-n", str(http_n), "--concurrency", str(a.concurrency), "--parents", str(parents)]
+    if a.no_verifiers:
+        common.append("--no-verifiers")
+    res: dict[str, Any] = {"load_before": _load()}
+    for s in sections:
+        r = _run_section(["--section", s, *common])
+        if "section_error" in r:
+            res[f"{s}_error"] = r["section_error"]
+        else:
+            res.update(r)
+    res["load_after"] = _load()
+    for k in (
+        "concurrent_episodes", "peak_rss_mb", "loop_lag_p99_ms", "rollouts_per_s_single_turn", "rollouts_per_s_tools",
+        "verifiers_rollouts_per_s_single_turn", "verifiers_rollouts_per_s_tools", "ratio_vs_verifiers_single_turn",
+        "ratio_vs_verifiers_tools", "spawn_overhead_us",
+    ):  # fmt: skip
+        res.setdefault(k, None)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="swarmgym rollout benchmark")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in res.items():
+        t.add_row(k, f"{v:,}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v))
+    Console().print(t)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(res, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
