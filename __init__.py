@@ -60,7 +60,7 @@ _LAZY: dict[str, str] = {
     # rollout
     "RolloutManager": ".rollout.manager",
     "RolloutLimits": ".rollout.manager",
-    "rollout": ".rollout.manager",
+    "rollout": ".rollout",  # the subpackage itself: callable, runs rollout.manager.rollout
     "TrajectoryStore": ".rollout.store",
 }
 

@@ -33,7 +33,10 @@ from typing import Any
 __all__ = ["main"]
 
 VERIFIERS_VERSION = "0.3.1"
-VENV_DIR = Path(os.environ.get("SWARMGYM_BENCH_CACHE", Path.home() / ".cache" / "swarmgym-bench")) / f"verifiers-{VERIFIERS_VERSION}"
+VENV_DIR = (
+    Path(os.environ.get("SWARMGYM_BENCH_CACHE", Path.home() / ".cache" / "swarmgym-bench"))
+    / f"verifiers-{VERIFIERS_VERSION}"
+)
 PROMPT = "What is 17 + 25? Answer with the number only."
 
 
@@ -75,10 +78,18 @@ def _three_turns(messages: Any, tools: Any, ctx: Any) -> Any:
     if ctx.turn == 0:
         task = ctx.task
         expr = task.prompt.split("(", 1)[1].split(")", 1)[0]
-        return {"role": "assistant", "content": None, "tool_calls": [{"id": "c0", "name": "calculator", "arguments": {"expression": expr}}]}
+        return {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c0", "name": "calculator", "arguments": {"expression": expr}}],
+        }
     last = messages[-1].text
     if ctx.turn == 1:
-        return {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "name": "calculator", "arguments": {"expression": f"{last}*2"}}]}
+        return {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c1", "name": "calculator", "arguments": {"expression": f"{last}*2"}}],
+        }
     return last
 
 
@@ -208,7 +219,9 @@ def _swarmgym_http(base_url: str, n: int, concurrency: int, tools: bool, warmup:
     async def go() -> None:
         try:
             # warm-up (connections opened, caches warm), then the measured run
-            await RolloutManager(policy, RolloutLimits(max_episodes=concurrency), sampling=sampling).run(env, tasks[:warmup])
+            await RolloutManager(policy, RolloutLimits(max_episodes=concurrency), sampling=sampling).run(
+                env, tasks[:warmup]
+            )
             mgr = RolloutManager(policy, RolloutLimits(max_episodes=concurrency), sampling=sampling)
             c0, t0 = time.process_time(), time.perf_counter()
             out = await mgr.run(env)
@@ -272,7 +285,11 @@ def _ensure_verifiers() -> tuple[Path | None, str]:
     # that would shadow the standard library's for `python -c` / `python -m` started there.
     cwd = tempfile.gettempdir()
     py = VENV_DIR / "bin" / "python"
-    check = [str(py), "-c", f"import verifiers, importlib.metadata as m; assert m.version('verifiers') == '{VERIFIERS_VERSION}'"]
+    check = [
+        str(py),
+        "-c",
+        f"import verifiers, importlib.metadata as m; assert m.version('verifiers') == '{VERIFIERS_VERSION}'",
+    ]
     if py.exists() and subprocess.run(check, capture_output=True, cwd=cwd).returncode == 0:
         return py, "cached"
     try:
@@ -297,7 +314,11 @@ def _verifiers_http(py: Path, mode: str, base_url: str, n: int, concurrency: int
         script = f.name
     try:
         r = subprocess.run(
-            [str(py), script, mode, base_url, str(n), str(concurrency)], capture_output=True, text=True, timeout=3600, cwd=tempfile.gettempdir()
+            [str(py), script, mode, base_url, str(n), str(concurrency)],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            cwd=tempfile.gettempdir(),
         )
     finally:
         os.unlink(script)
@@ -368,7 +389,11 @@ def section_recursion(parents: int, children: int) -> dict[str, Any]:
 
     def script(messages: Any, tools: Any, ctx: Any) -> Any:
         if ctx.role == "main" and ctx.turn == 0:
-            return {"role": "assistant", "content": None, "tool_calls": [{"id": "f", "name": "fan_out", "arguments": {"k": children}}]}
+            return {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "f", "name": "fan_out", "arguments": {"k": children}}],
+            }
         return "ok"
 
     policy = ScriptedPolicy(script)
@@ -473,7 +498,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     sections = a.only or ["scale", "http", "recursion"]
-    common = ["--scale-n", str(scale_n), "--latency", a.latency, "--http-n", str(http_n), "--concurrency", str(a.concurrency), "--parents", str(parents)]
+    common = [
+        "--scale-n",
+        str(scale_n),
+        "--latency",
+        a.latency,
+        "--http-n",
+        str(http_n),
+        "--concurrency",
+        str(a.concurrency),
+        "--parents",
+        str(parents),
+    ]
     if a.no_verifiers:
         common.append("--no-verifiers")
     res: dict[str, Any] = {"load_before": _load()}

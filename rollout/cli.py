@@ -125,7 +125,9 @@ def run_command(args: argparse.Namespace) -> int:
         async def go() -> None:
             try:
                 await _resolve_model(policy)
-                async with contextlib.aclosing(mgr.stream(env, args.n, group_size=args.group_size, seed=args.seed)) as s:
+                async with contextlib.aclosing(
+                    mgr.stream(env, args.n, group_size=args.group_size, seed=args.seed)
+                ) as s:
                     async for _ in s:  # trajectories are in the store; keep nothing here
                         pass
             finally:
@@ -135,7 +137,9 @@ def run_command(args: argparse.Namespace) -> int:
                         await aclose()
 
         live = not args.no_live and not args.json and console.is_terminal
-        dash = LiveDashboard(metrics, total=n_tasks * args.group_size, title=f"swarmgym run {args.env}", console=console)
+        dash = LiveDashboard(
+            metrics, total=n_tasks * args.group_size, title=f"swarmgym run {args.env}", console=console
+        )
         with dash if live else contextlib.nullcontext():
             try:
                 anyio.run(go)
@@ -154,7 +158,9 @@ def run_command(args: argparse.Namespace) -> int:
     return 130 if interrupted else 0
 
 
-def _print_summary(args: argparse.Namespace, metrics: Any, rows: list[tuple[str, str]], store: Any, interrupted: bool) -> None:
+def _print_summary(
+    args: argparse.Namespace, metrics: Any, rows: list[tuple[str, str]], store: Any, interrupted: bool
+) -> None:
     from rich.console import Console
     from rich.table import Table
 

@@ -46,7 +46,15 @@ from typing import Any
 
 import anyio
 
-from ..errors import ConfigError, PolicyConnectionError, PolicyError, PolicyHTTPError, PolicyTimeoutError, RolloutError, ToolError
+from ..errors import (
+    ConfigError,
+    PolicyConnectionError,
+    PolicyError,
+    PolicyHTTPError,
+    PolicyTimeoutError,
+    RolloutError,
+    ToolError,
+)
 from ..judges.base import JudgeContext, safe_score
 from ..loop import run_episode
 from ..policies.base import Policy, PolicyContext, PolicyRouter
@@ -54,7 +62,7 @@ from ..types import Completion, Message, SamplingParams, Task, ToolSpec, Traject
 from .groups import Group, group_stats
 from .limiter import Lease, SlotPool
 from .limits import RolloutLimits
-from .metrics import LoopLagMonitor, RolloutMetrics, error_kind
+from .metrics import LoopLagMonitor, RolloutMetrics
 
 __all__ = ["RolloutManager", "RolloutLimits", "rollout"]
 
@@ -222,7 +230,9 @@ class _EpState:
         "n_children", "tokens", "seen", "first_version", "stop",
     )  # fmt: skip
 
-    def __init__(self, run: _Run, role: str, depth: int, lease: Lease | None, parent: _EpState | None, env: Any) -> None:
+    def __init__(
+        self, run: _Run, role: str, depth: int, lease: Lease | None, parent: _EpState | None, env: Any
+    ) -> None:
         self.run = run
         self.role = role
         self.depth = depth
@@ -292,7 +302,9 @@ class _EpState:
         if depth > rl.max_depth:
             raise ToolError(f"cannot spawn: sub-episodes may nest at most {rl.max_depth} levels deep")
         if rl.max_children_per_episode is not None and self.n_children >= rl.max_children_per_episode:
-            raise ToolError(f"cannot spawn: this episode already started its limit of {rl.max_children_per_episode} sub-episodes")
+            raise ToolError(
+                f"cannot spawn: this episode already started its limit of {rl.max_children_per_episode} sub-episodes"
+            )
         bad = set(kw) - _SPAWN_KW
         if bad:
             raise ConfigError(f"spawn() got unexpected keyword arguments {sorted(bad)}; it accepts {sorted(_SPAWN_KW)}")
@@ -348,7 +360,9 @@ def _as_task(task: Any, parent: Trajectory | None, n: int) -> Task:
 class _Run:
     """Runtime state of one ``run``/``stream`` call (event-loop objects: never pickled)."""
 
-    def __init__(self, mgr: RolloutManager, env: Any, sampling: SamplingParams | None, seed: int, group_size: int) -> None:
+    def __init__(
+        self, mgr: RolloutManager, env: Any, sampling: SamplingParams | None, seed: int, group_size: int
+    ) -> None:
         limits = mgr.limits
         self.mgr = mgr
         self.limits = limits
@@ -817,7 +831,12 @@ class RolloutManager:
                 self._router = policy
             else:
                 old = self._router
-                new = PolicyRouter(roles={r: old.get(r) for r in old.roles()}, frozen=old.frozen, default=old.default, strict=old.strict)
+                new = PolicyRouter(
+                    roles={r: old.get(r) for r in old.roles()},
+                    frozen=old.frozen,
+                    default=old.default,
+                    strict=old.strict,
+                )
                 new.set("main", policy)
                 self._router = new
             self._router_changed = True

@@ -81,7 +81,8 @@ class RolloutMetrics:
         self.errors: Counter[str] = Counter()
         self.gauges: dict[str, float] = {"in_flight": 0.0, "peak_in_flight": 0.0, "queue_depth": 0.0, "paused": 0.0}
         self.hist: dict[str, Histogram] = {
-            k: Histogram() for k in ("model_latency_s", "tool_latency_s", "sandbox_wait_s", "loop_lag_s", "episode_wall_s")
+            k: Histogram()
+            for k in ("model_latency_s", "tool_latency_s", "sandbox_wait_s", "loop_lag_s", "episode_wall_s")
         }
         self.extra: dict[str, float] = {}
         """Sums of per-trajectory metrics worth a summary (e.g. ``critical_steps``), with ``extra_n``."""
@@ -225,7 +226,9 @@ class LiveDashboard:
     Use as a context manager around the run; rich refreshes it from its own thread, reading the metrics.
     """
 
-    def __init__(self, metrics: RolloutMetrics, total: int | None = None, title: str = "swarmgym run", console: Any = None) -> None:
+    def __init__(
+        self, metrics: RolloutMetrics, total: int | None = None, title: str = "swarmgym run", console: Any = None
+    ) -> None:
         self.metrics = metrics
         self.total = total
         self.title = title
@@ -313,5 +316,7 @@ def serve_prometheus(metrics: RolloutMetrics, port: int, addr: str = "127.0.0.1"
     try:
         server, _thread = start_http_server(port, addr=addr, registry=registry)
     except OSError as e:
-        raise ConfigError(f"cannot serve metrics on {addr}:{port}: {e.strerror or e}; choose another --metrics-port") from None
+        raise ConfigError(
+            f"cannot serve metrics on {addr}:{port}: {e.strerror or e}; choose another --metrics-port"
+        ) from None
     return server

@@ -104,7 +104,9 @@ def _is_compressed(path: Path, compress: bool | None) -> bool:
     return path.suffix == ".gz" if compress is None else compress
 
 
-def read_records(path: str | os.PathLike[str], *, compress: bool | None = None, tolerate_tail: bool = True) -> Iterator[tuple[str, Any]]:
+def read_records(
+    path: str | os.PathLike[str], *, compress: bool | None = None, tolerate_tail: bool = True
+) -> Iterator[tuple[str, Any]]:
     """Yield ``(kind, data)`` for every record of a store file, verifying each line.
 
     Args:
@@ -227,7 +229,9 @@ class TrajectoryStore:
                 if is_last:
                     log.warning("%s: cutting damaged last line %d (%s)", self.path, n, e)
                     return False
-                raise StoreError(f"{self.path}: line {n} is corrupt ({e}); the file was damaged after it was written") from None
+                raise StoreError(
+                    f"{self.path}: line {n} is corrupt ({e}); the file was damaged after it was written"
+                ) from None
             if kind == "trajectory" and data.get("parent_id") is None and data.get("status") in _FINISHED:
                 self._done.add((data.get("task_id", ""), int(data.get("sample_index", 0))))
             return True
@@ -287,7 +291,9 @@ class TrajectoryStore:
             if self.fsync:
                 os.fsync(self._f.fileno())
         except OSError as e:
-            raise StoreError(f"cannot write the trajectory store {self.path}: {e.strerror or e} (free disk space?)") from e
+            raise StoreError(
+                f"cannot write the trajectory store {self.path}: {e.strerror or e} (free disk space?)"
+            ) from e
         self.written += len(lines)
 
     def flush(self) -> None:

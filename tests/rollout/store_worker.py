@@ -15,7 +15,9 @@ from swarmgym.types import Task
 def main(path: str, n: int, compress: bool) -> None:
     env = AgentEnv([Task(id=f"t{i}", prompt=f"q{i}", answer="42") for i in range(n // 2)])
     with TrajectoryStore(path, resume=True, batch_size=97, compress=compress) as store:
-        mgr = RolloutManager(ScriptedPolicy(["42"]), RolloutLimits(max_episodes=128), store=store, flush_interval_s=0.05)
+        mgr = RolloutManager(
+            ScriptedPolicy(["42"]), RolloutLimits(max_episodes=128), store=store, flush_interval_s=0.05
+        )
         anyio.run(_go, mgr, env)
     print("DONE", flush=True)
 

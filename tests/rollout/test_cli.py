@@ -25,7 +25,23 @@ def run(argv: list[str]) -> int:
 
 def test_oracle_run_stores_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run.jsonl"
-    assert run(["swarmgym/ToolMath-v0", "--policy", "oracle", "-n", "4", "--group-size", "2", "--out", str(out), "--no-live"]) == 0
+    assert (
+        run(
+            [
+                "swarmgym/ToolMath-v0",
+                "--policy",
+                "oracle",
+                "-n",
+                "4",
+                "--group-size",
+                "2",
+                "--out",
+                str(out),
+                "--no-live",
+            ]
+        )
+        == 0
+    )
     table = capsys.readouterr().out
     assert "pass@2" in table and "1.0000" in table and "8 / 0 / 0 / 0" in table
     trajs = list(read_trajectories(out))

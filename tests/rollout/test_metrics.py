@@ -59,7 +59,9 @@ async def test_prometheus_endpoint_serves_the_metrics() -> None:
     server = serve_prometheus(m, 0)
     try:
         port = server.server_port
-        body = await anyio.to_thread.run_sync(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read())
+        body = await anyio.to_thread.run_sync(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        )
     finally:
         server.shutdown()
         server.server_close()

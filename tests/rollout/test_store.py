@@ -20,7 +20,11 @@ from swarmgym.types import Message, Trajectory
 
 def traj(i: int, status: str = "ok", parent: str | None = None) -> Trajectory:
     return Trajectory(
-        task_id=f"t{i}", sample_index=i % 3, status=status, parent_id=parent, messages=[Message(role="user", content=f"q {i} ü")]
+        task_id=f"t{i}",
+        sample_index=i % 3,
+        status=status,
+        parent_id=parent,
+        messages=[Message(role="user", content=f"q {i} ü")],
     )
 
 
@@ -156,7 +160,9 @@ def test_kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_p
     assert kills >= 1, kills
     print(f"kills={kills} attempts={attempt + 1}")
     keys = collections.Counter(
-        (d["task_id"], d["sample_index"]) for kind, d in read_records(path) if kind == "trajectory" and d["status"] == "ok"
+        (d["task_id"], d["sample_index"])
+        for kind, d in read_records(path)
+        if kind == "trajectory" and d["status"] == "ok"
     )
     assert len(keys) == n  # nothing lost
     assert max(keys.values()) == 1  # nothing stored twice
