@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import anyio
 import gymnasium
+from gymnasium.utils import seeding
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ConfigError
@@ -234,6 +235,24 @@ class AgentEnv(gymnasium.Env):
         return new
 
     @property
+    def np_random(self) -> Any:
+        """The env's numpy Generator (seeded from the last reset's seed when first used)."""
+        if self._np_random is None:
+            self._np_random, self._np_random_seed = seeding.np_random(self.__dict__.get("_lazy_seed"))
+        return self._np_random
+
+    @np_random.setter
+    def np_random(self, value: Any) -> None:
+        self._np_random = value
+        self._np_random_seed = -1
+
+    @property
+    def np_random_seed(self) -> int:
+        if self._np_random_seed is None:
+            self.np_random  # noqa: B018 - creates the generator and its seed
+        return int(self._np_random_seed)  # type: ignore[arg-type]
+
+    @property
     def trajectory(self) -> Trajectory | None:
         """The trajectory of the current (or last) episode."""
         return self._ep.traj if self._ep else None
@@ -305,7 +324,15 @@ class AgentEnv(gymnasium.Env):
         """
         if self._ep is not None and not self._ep.done:
             await self.aclose_episode("cancelled", "reset before the episode finished")
-        super().reset(seed=seed)
+        if task is not None and seed is not None and not self.enhancers:
+            # Nothing here draws from the rng when the task is given: seed it lazily on first use, so the
+            # rollout path does not build a numpy Generator (~15 µs) per episode for nothing.
+            self._np_random = None
+            self._np_random_seed = None
+            self._lazy_seed = seed
+        else:
+            self._lazy_seed = None
+            super().reset(seed=seed)
         opts = dict(options or {})
         if task is not None:
             opts["task"] = task

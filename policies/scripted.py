@@ -23,15 +23,24 @@ from .base import PolicyContext
 __all__ = ["ScriptedPolicy", "OraclePolicy", "ReplayPolicy", "to_completion"]
 
 
-def to_completion(response: Any, policy_version: int = 0) -> Completion:
-    """A str / OpenAI-style dict / Message / Completion as a Completion."""
+def to_completion(response: Any, policy_version: int = 0, latency_s: float = 0.0) -> Completion:
+    """A str / OpenAI-style dict / Message / Completion as a Completion (stamped with version and latency)."""
+    if isinstance(response, (str, dict, Message)):
+        try:
+            msg = coerce_action(response).message
+        except (TypeError, ValueError) as e:
+            raise PolicyError(f"scripted response is not a valid assistant turn: {e}") from e
+        return Completion(message=msg, policy_version=policy_version, latency_s=latency_s)
     try:
         c = coerce_action(response)
     except (TypeError, ValueError) as e:
         raise PolicyError(f"scripted response is not a valid assistant turn: {e}") from e
+    update: dict[str, Any] = {}
     if policy_version and c.policy_version != policy_version:
-        c = c.model_copy(update={"policy_version": policy_version})
-    return c
+        update["policy_version"] = policy_version
+    if latency_s:
+        update["latency_s"] = latency_s
+    return c.model_copy(update=update) if update else c
 
 
 class _Latency:
@@ -106,10 +115,7 @@ class ScriptedPolicy:
                     raise PolicyError(f"scripted policy has {len(self._list)} responses; turn {i} asked for another")
                 i %= len(self._list)
             out = self._list[i]
-        c = to_completion(out, self.policy_version)
-        if self._latency.latency:
-            c = c.model_copy(update={"latency_s": time.perf_counter() - t0})
-        return c
+        return to_completion(out, self.policy_version, time.perf_counter() - t0 if self._latency.latency else 0.0)
 
 
 class OraclePolicy:
