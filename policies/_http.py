@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import aiohttp
     from yarl import URL
 
-__all__ = ["HTTPClient", "json_dumps", "json_loads", "RETRY_STATUSES"]
+__all__ = ["HTTPClient", "HTTPPolicyBase", "json_dumps", "json_loads", "RETRY_STATUSES"]
 
 try:  # orjson is ~5x faster than the stdlib on both sides; optional, the stdlib is the fallback.
     import orjson as _orjson
@@ -287,3 +287,20 @@ def _error_detail(raw: bytes) -> str:
         if data.get("message"):
             return str(data["message"])
     return str(data)[:300]
+
+
+class HTTPPolicyBase:
+    """Lifecycle shared by the HTTP policies: one :class:`HTTPClient` (``self._client``), ``aclose`` and
+    use as an async context manager."""
+
+    _client: HTTPClient
+
+    async def aclose(self) -> None:
+        """Close the connection pool (idempotent; the policy reopens one if used again)."""
+        await self._client.aclose()
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError, PolicyError, PolicyHTTPError
 from ..types import Completion, Message, SamplingParams, ToolCall, ToolSpec, Usage
-from ._http import HTTPClient, json_dumps
+from ._http import HTTPClient, HTTPPolicyBase, json_dumps
 
 if TYPE_CHECKING:
     from .base import PolicyContext
@@ -74,7 +74,7 @@ def normalize_base_url(base_url: str) -> str:
     return url
 
 
-class OpenAIPolicy:
+class OpenAIPolicy(HTTPPolicyBase):
     """A policy served by an OpenAI-compatible HTTP server.
 
     One aiohttp session (one connection pool) per policy, created lazily inside the running event loop and
@@ -157,15 +157,6 @@ class OpenAIPolicy:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    async def aclose(self) -> None:
-        """Close the connection pool (idempotent; the policy reopens one if used again)."""
-        await self._client.aclose()
-
-    async def __aenter__(self) -> OpenAIPolicy:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def list_models(self) -> list[str]:
         """Model names the server serves (``GET /models``)."""

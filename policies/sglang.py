@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError, PolicyError, PolicyHTTPError
 from ..types import Completion, Message, SamplingParams, ToolSpec, Usage
-from ._http import HTTPClient, json_dumps
+from ._http import HTTPClient, HTTPPolicyBase, json_dumps
 from .openai_http import ChatTokenizer
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ __all__ = ["SGLangPolicy"]
 _DEFAULT_SAMPLING = SamplingParams()
 
 
-class SGLangPolicy:
+class SGLangPolicy(HTTPPolicyBase):
     """A token-exact policy served by SGLang's ``/generate``.
 
     Args:
@@ -83,15 +83,6 @@ class SGLangPolicy:
     def __repr__(self) -> str:
         return f"SGLangPolicy({self.base_url!r})"
 
-    async def aclose(self) -> None:
-        """Close the connection pool (idempotent)."""
-        await self._client.aclose()
-
-    async def __aenter__(self) -> SGLangPolicy:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def build_request(self, prompt_ids: list[int], sampling: SamplingParams) -> dict[str, Any]:
         """The ``/generate`` body for ``prompt_ids``."""
