@@ -88,18 +88,29 @@ async def run_episode(
     if fork and ep.policies is None:
         ep.policies = policy  # inline spawns (sub-agents, agent judges) fall back to this run's policies
     sampling = sampling or _DEFAULT_SAMPLING
-    await ep.areset(
-        seed=seed,
-        task=task,
-        role=role,
-        trainable=trainable,
-        parent_id=parent_id,
-        group_id=group_id,
-        sample_index=sample_index,
-        spawn=spawn,
-        depth=depth,
-        trajectory_id=trajectory_id,
-    )
+    try:
+        await ep.areset(
+            seed=seed,
+            task=task,
+            role=role,
+            trainable=trainable,
+            parent_id=parent_id,
+            group_id=group_id,
+            sample_index=sample_index,
+            spawn=spawn,
+            depth=depth,
+            trajectory_id=trajectory_id,
+        )
+    except Exception:
+        # Setup failed after the trajectory existed (no sandbox, a toolset's setup raised): an error
+        # episode like any other, so a run reports it (and its breaker can trip) instead of crashing.
+        # Failures before that (no such task) are the caller's error and propagate.
+        failed = ep.trajectory
+        if failed is None or failed.status != "error":
+            raise
+        if fork:
+            ep._ep = None
+        return failed
     traj: Trajectory = ep.trajectory
     strategy = ep.context_strategy
     specs = ep.tool_specs

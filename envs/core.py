@@ -370,10 +370,14 @@ class AgentEnv(gymnasium.Env):
                         await ts.setup(ctx)
                     if ts in self._teardowns:
                         stack.push_async_callback(ts.teardown, ctx)
-            except BaseException:
+            except BaseException as e:
                 with anyio.CancelScope(shield=True):
                     await stack.aclose()
                 ep.done = True
+                # the trajectory records why the episode never started (a sandbox that could not be had, a
+                # failing toolset setup); the exception still tells the caller
+                traj.status = "cancelled" if isinstance(e, anyio.get_cancelled_exc_class()) else "error"
+                traj.error = f"episode setup failed: {type(e).__name__}: {e}"
                 raise
         return self._observation(), {"task_id": t.id, "turn": 0}
 

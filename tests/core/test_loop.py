@@ -497,3 +497,26 @@ async def test_many_episodes_concurrently_share_one_env() -> None:
             tg.start_soon(one, i)
     assert all(results[i].status == "ok" and results[i].final_text == f"done {i}" for i in range(20))
     assert len({t.id for t in results.values()}) == 20
+
+
+@pytest.mark.anyio
+async def test_sandbox_that_cannot_be_had_is_an_error_episode() -> None:
+    import contextlib
+
+    from swarmgym.errors import SandboxError
+
+    class NoImagePool:
+        def acquire(self) -> Any:
+            @contextlib.asynccontextmanager
+            async def cm() -> Any:
+                raise SandboxError("docker image 'x' is not available locally; build it with `swarmgym sandbox build`")
+                yield  # pragma: no cover
+
+            return cm()
+
+    env = AgentEnv([TASK], sandbox=NoImagePool())
+    policy = ScriptedPolicy(["never asked"])
+    traj = await run_episode(env, policy, TASK)
+    assert traj.status == "error"
+    assert traj.error is not None and traj.error.startswith("episode setup failed: SandboxError: docker image 'x'")
+    assert policy.calls == 0 and traj.reward == 0.0
