@@ -210,6 +210,9 @@ class AgentEnv(gymnasium.Env):
         # Only toolsets that really do per-episode work get setup/teardown calls (and an exit stack).
         self._setups = [ts for ts in self.toolsets if _overrides(ts, "setup")]
         self._teardowns = [ts for ts in self.toolsets if _overrides(ts, "teardown")]
+        self._terminal_tools = frozenset(
+            name for name, ts in self._tool_index.items() if getattr(ts, "is_terminal", None) and ts.is_terminal(name)
+        )
         # Sync tools run inline and cannot be interrupted, so they skip the per-call cancel scope.
         self._sync_tools = {
             name for name, ts in self._tool_index.items() if _is_sync_function_tool(ts, name)
@@ -422,7 +425,7 @@ class AgentEnv(gymnasium.Env):
                 if isinstance(content, str):
                     content = truncate_middle(content, self.limits.max_tool_output_chars)
                 traj.messages.append(Message(role="tool", content=content, tool_call_id=call.id, name=call.name))
-                if not res.is_error and self._is_terminal(call.name):
+                if not res.is_error and call.name in self._terminal_tools:
                     terminated = True
         budget = self.limits.max_total_tool_calls
         truncated = not terminated and (
@@ -435,11 +438,6 @@ class AgentEnv(gymnasium.Env):
             if traj.judge is not None:
                 info["facets"] = dict(traj.judge.facets)
         return terminated, truncated, info
-
-    def _is_terminal(self, name: str) -> bool:
-        ts = self._tool_index.get(name)
-        f = getattr(ts, "is_terminal", None)
-        return bool(f and f(name))
 
     async def _run_calls(self, ep: _Episode, calls: list[ToolCall]) -> list[ToolResult]:
         limit = self.limits.max_tool_calls_per_turn

@@ -51,57 +51,74 @@ _CONSTS = {"pi": math.pi, "e": math.e}
 
 
 def _check(v: Any) -> Any:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ToolError(f"unsupported value {v!r}")
-    if isinstance(v, int) and v.bit_length() > _MAX_INT_BITS:
-        raise ToolError(f"result too large (more than {_MAX_INT_BITS} bits)")
-    if isinstance(v, float) and not math.isfinite(v):
-        raise ToolError("result is not finite")
-    return v
+    # exact type checks (not isinstance): bool is an int subclass and must be rejected, and this runs
+    # once per node on the loop's hot path
+    t = type(v)
+    if t is int:
+        if v.bit_length() > _MAX_INT_BITS:
+            raise ToolError(f"result too large (more than {_MAX_INT_BITS} bits)")
+        return v
+    if t is float:
+        if not math.isfinite(v):
+            raise ToolError("result is not finite")
+        return v
+    raise ToolError(f"unsupported value {v!r}")
+
+
+def _binop(node: ast.BinOp) -> Any:
+    op = type(node.op)
+    left, right = _eval(node.left), _eval(node.right)
+    if op is ast.Pow:
+        if abs(right) > _MAX_EXPONENT:
+            raise ToolError(f"exponent {right} too large (limit {_MAX_EXPONENT})")
+        # Bound the result before computing it: (3**2500)**10000 passes both limits above but would
+        # build a 40-million-bit int, blocking the event loop for seconds (sync tools run inline).
+        if type(left) is int and type(right) is int and right > 0 and (abs(left).bit_length() - 1) * right > _MAX_INT_BITS:
+            raise ToolError(f"result too large (more than {_MAX_INT_BITS} bits)")
+    elif op is ast.Div and type(left) is int and type(right) is int and right and left % right == 0:
+        return left // right
+    try:
+        return _check(_BINOPS[op](left, right))
+    except ZeroDivisionError:
+        raise ToolError("division by zero") from None
+    except OverflowError:
+        raise ToolError("numeric overflow") from None
+
+
+def _call(node: ast.Call) -> Any:
+    func = node.func
+    if type(func) is ast.Name and func.id in _FUNCS and not node.keywords:
+        args = [_eval(a) for a in node.args]
+        if func.id == "factorial" and (not args or args[0] > 1000):
+            raise ToolError("factorial argument too large (limit 1000)")
+        try:
+            return _check(_FUNCS[func.id](*args))
+        except (ValueError, TypeError, OverflowError) as e:
+            raise ToolError(f"{func.id}: {e}") from None
+    fname = func.id if isinstance(func, ast.Name) else ast.unparse(func)[:40]
+    if fname in _FUNCS:
+        raise ToolError(f"{fname}: keyword arguments are not supported")
+    raise ToolError(f"unknown function {fname!r}; available: {', '.join(_FUNCS)}")
 
 
 def _eval(node: ast.AST) -> Any:
-    if isinstance(node, ast.Expression):
-        return _eval(node.body)
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        return _check(node.value)
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-        left, right = _eval(node.left), _eval(node.right)
-        if isinstance(node.op, ast.Pow):
-            if abs(right) > _MAX_EXPONENT:
-                raise ToolError(f"exponent {right} too large (limit {_MAX_EXPONENT})")
-            # Bound the result before computing it: (3**2500)**10000 passes both limits above but would
-            # build a 40-million-bit int, blocking the event loop for seconds (sync tools run inline).
-            if isinstance(left, int) and isinstance(right, int) and right > 0 and (abs(left).bit_length() - 1) * right > _MAX_INT_BITS:
-                raise ToolError(f"result too large (more than {_MAX_INT_BITS} bits)")
-        if isinstance(node.op, ast.Div) and isinstance(left, int) and isinstance(right, int) and right and left % right == 0:
-            return left // right
-        try:
-            return _check(_BINOPS[type(node.op)](left, right))
-        except ZeroDivisionError:
-            raise ToolError("division by zero") from None
-        except OverflowError:
-            raise ToolError("numeric overflow") from None
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _check(_UNARY[type(node.op)](_eval(node.operand)))
-    if isinstance(node, ast.Name):
-        if node.id in _CONSTS:
-            return _CONSTS[node.id]
-        if node.id not in _FUNCS:
-            raise ToolError(f"unknown name {node.id!r}; constants: {', '.join(_CONSTS)}")
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS and not node.keywords:
-        args = [_eval(a) for a in node.args]
-        if node.func.id == "factorial" and (not args or args[0] > 1000):
-            raise ToolError("factorial argument too large (limit 1000)")
-        try:
-            return _check(_FUNCS[node.func.id](*args))
-        except (ValueError, TypeError, OverflowError) as e:
-            raise ToolError(f"{node.func.id}: {e}") from None
-    if isinstance(node, ast.Call):
-        fname = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)[:40]
-        if fname in _FUNCS:
-            raise ToolError(f"{fname}: keyword arguments are not supported")
-        raise ToolError(f"unknown function {fname!r}; available: {', '.join(_FUNCS)}")
+    t = type(node)
+    if t is ast.BinOp and type(node.op) in _BINOPS:  # type: ignore[attr-defined]
+        return _binop(node)  # type: ignore[arg-type]
+    if t is ast.Constant and type(node.value) in (int, float):  # type: ignore[attr-defined]
+        return _check(node.value)  # type: ignore[attr-defined]
+    if t is ast.UnaryOp and type(node.op) in _UNARY:  # type: ignore[attr-defined]
+        return _check(_UNARY[type(node.op)](_eval(node.operand)))  # type: ignore[attr-defined]
+    if t is ast.Expression:
+        return _eval(node.body)  # type: ignore[attr-defined]
+    if t is ast.Name:
+        name = node.id  # type: ignore[attr-defined]
+        if name in _CONSTS:
+            return _CONSTS[name]
+        if name not in _FUNCS:
+            raise ToolError(f"unknown name {name!r}; constants: {', '.join(_CONSTS)}")
+    if t is ast.Call:
+        return _call(node)  # type: ignore[arg-type]
     raise ToolError(f"unsupported syntax: {ast.dump(node)[:80]}")
 
 
