@@ -104,7 +104,27 @@ class _ManagedPolicy:
         ctx: PolicyContext | None = None,
     ) -> Completion:
         metrics = self.run.metrics
-        attempt = 0
+        if not self.sems and self.timeout is None:
+            # The common case inlined (no call limits, no per-call deadline): one coroutine frame per call
+            # instead of three. A transient error falls through to the retrying path below.
+            t0 = time.perf_counter()
+            try:
+                c = await self.inner.complete(messages, tools, sampling, ctx=ctx)
+            except PolicyError as e:
+                if not self.retries or not _is_transient(e):
+                    raise
+                metrics.counters["model_retries"] += 1
+                await anyio.sleep(self.backoff * random.uniform(0.5, 1.0))
+                return await self._retrying(messages, tools, sampling, ctx, 1)
+            metrics.counters["model_calls"] += 1
+            metrics.hist["model_latency_s"].observe(time.perf_counter() - t0)
+            if self.version and not c.policy_version:
+                c = c.model_copy(update={"policy_version": self.version})
+            return c
+        return await self._retrying(messages, tools, sampling, ctx, 0)
+
+    async def _retrying(self, messages: Any, tools: Any, sampling: Any, ctx: Any, attempt: int) -> Completion:
+        metrics = self.run.metrics
         while True:
             try:
                 if self.sems:
@@ -357,6 +377,65 @@ def _as_task(task: Any, parent: Trajectory | None, n: int) -> Task:
     raise ConfigError(f"spawn task must be a Task, a dict or a prompt string, got {type(task).__name__}")
 
 
+_OUTBOX_SIZE = 4096
+
+
+class _Outbox:
+    """Finished trajectories on their way to the ``stream`` consumer: a bounded FIFO (producers wait while it
+    is full, so a slow consumer holds episodes back instead of letting memory grow).
+
+    Cheaper than an anyio memory stream, whose ``send`` and ``receive`` each yield to the event loop once per
+    item (two scheduling round trips per finished episode): here a producer only appends and, when the
+    consumer sleeps, wakes it once for however many trajectories arrive in the same loop iteration.
+    """
+
+    __slots__ = ("items", "limit", "closed", "_readable", "_writable")
+
+    def __init__(self, limit: int) -> None:
+        self.items: deque[Trajectory] = deque()
+        self.limit = limit
+        self.closed = False
+        self._readable: anyio.Event | None = None
+        self._writable: anyio.Event | None = None
+
+    async def put(self, t: Trajectory) -> None:
+        while len(self.items) >= self.limit:
+            if self._writable is None:
+                self._writable = anyio.Event()
+            await self._writable.wait()
+        self.items.append(t)
+        self._wake_reader()
+
+    def pop(self) -> Trajectory | None:
+        """The oldest trajectory, or None when there is none right now."""
+        if not self.items:
+            return None
+        t = self.items.popleft()
+        ev = self._writable
+        if ev is not None:
+            self._writable = None
+            ev.set()
+        return t
+
+    async def readable(self) -> None:
+        """Wait until there is something to pop or the outbox is closed."""
+        if self.items or self.closed:
+            return
+        if self._readable is None:
+            self._readable = anyio.Event()
+        await self._readable.wait()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        ev = self._readable
+        if ev is not None:
+            self._readable = None
+            ev.set()
+
+
 class _Run:
     """Runtime state of one ``run``/``stream`` call (event-loop objects: never pickled)."""
 
@@ -385,7 +464,7 @@ class _Run:
         self.recent_errors = 0
         self.error: BaseException | None = None
         self.scope: anyio.CancelScope | None = None
-        self.send: Any = None
+        self.outbox = _Outbox(_OUTBOX_SIZE)
         self.lag = LoopLagMonitor(self.metrics)
         if not self.metrics.counters["episodes_started"]:  # a fresh metrics object: time from here
             self.metrics.started_at = time.monotonic()
@@ -500,6 +579,12 @@ class _Run:
                     if self.store is not None:
                         self.store.append(traj)
                 raise
+            finally:
+                # env -> episode -> context -> (env, st.spawn) and env -> sandbox wrapper -> st -> env are
+                # reference cycles; cutting them frees each episode by refcount at once (the run freezes
+                # the collector's view periodically, so cyclic garbage would otherwise wait for the end)
+                ep_env._ep = None
+                ep_env.sandbox = None
             if st.stop == "restart":
                 continue
             if parent is not None:  # a child: stored now, then only the caller holds it
@@ -576,7 +661,7 @@ class _Run:
                 await store.aflush()
         if not filtered:
             for t in trajs:
-                await self.send.send(t)
+                await self.outbox.put(t)
 
     async def _group_judge(self, trajs: list[Trajectory], task: Task) -> None:
         judge = self.mgr.group_judge
@@ -681,6 +766,8 @@ class _Run:
     async def background(self) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.lag.run)
+            if self.mgr.tune_gc:
+                tg.start_soon(_freeze_young_objects)
             if self.store is not None:
                 while True:
                     await anyio.sleep(self.mgr.flush_interval_s)
@@ -711,10 +798,29 @@ class _Run:
             if self.store is not None:
                 with anyio.CancelScope(shield=True):
                     await self.store.aflush()
-            self.send.close()
+            self.outbox.close()
 
 
 _GC_THRESHOLD = (100_000, 50, 1000)
+_GC_FREEZE_S = 0.07  # not a multiple of 0.1 s: anyio.wait_all_tasks_blocked polls every 0.1 s and would never
+# see this task blocked if both woke in the same loop iteration every time (tests use it)
+
+
+async def _freeze_young_objects() -> None:
+    """Move the objects that survived the last ``_GC_FREEZE_S`` seconds out of the cyclic collector's view.
+
+    A young-generation collection scans every object allocated since the previous one that is still alive;
+    with tens of thousands of episodes in flight that is most of the run's live data (each object rescanned
+    as it ages through the generations). Measured at 20,000 concurrent 3-turn episodes with the raised
+    thresholds alone: 1.25 s of collector CPU (~60 µs per episode) and pauses up to 0.4 s (loop lag p99
+    83 ms); freezing every 0.1 s: 0.17 s, longest pause 25 ms, lag p99 11 ms (every 0.05 s: 0.10 s). ``gc.freeze()`` is O(1): after
+    it, collections only see what was allocated since. Frozen objects are still freed by reference counting
+    (episode data is acyclic); cyclic garbage among them waits until the run ends (``_restore_gc``
+    unfreezes), like the old-generation garbage the raised thresholds already deferred.
+    """
+    while True:
+        await anyio.sleep(_GC_FREEZE_S)
+        gc.freeze()
 
 
 def _tune_gc() -> tuple[tuple[int, int, int], tuple[int, int, int]]:
@@ -733,6 +839,9 @@ def _tune_gc() -> tuple[tuple[int, int, int], tuple[int, int, int]]:
 
 def _restore_gc(tuned: tuple[tuple[int, int, int], tuple[int, int, int]]) -> None:
     old, new = tuned
+    # What the run froze (see _freeze_young_objects) goes back to the oldest generation, so the next full
+    # collection reclaims any cyclic garbage left among it.
+    gc.unfreeze()
     if gc.get_threshold() == new:  # unless someone changed it meanwhile
         gc.set_threshold(*old)
 
@@ -761,8 +870,9 @@ class RolloutManager:
         judge_step: training step handed to group judges (``JudgeContext.step``).
         freeze_gc: ``gc.freeze()`` once a run is set up: everything alive then (modules, envs, tasks) leaves
             the cyclic collector's view, which otherwise rescans it on every full collection.
-        tune_gc: raise the cyclic collector's thresholds while a run is going (restored afterwards); see
-            ``_tune_gc`` for the measurement behind it. Both GC settings are process-wide.
+        tune_gc: raise the cyclic collector's thresholds and freeze surviving objects every 0.07 s while a
+            run is going (thresholds restored and objects unfrozen afterwards); see ``_tune_gc`` and
+            ``_freeze_young_objects`` for the measurements behind it. Both GC settings are process-wide.
         flush_interval_s: the store is flushed at least this often.
 
     Not thread-safe: call ``pause``/``resume`` from the event loop running the manager.
@@ -893,16 +1003,20 @@ class RolloutManager:
             gc.collect()
             gc.freeze()
         gc_tuned = _tune_gc() if self.tune_gc else None
-        send, recv = anyio.create_memory_object_stream[Trajectory](max_buffer_size=4096)
-        run.send = send
+        outbox = run.outbox
         closed = False
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(run.main, tasks)
                 try:
-                    async with recv:
-                        async for t in recv:
-                            yield t
+                    while True:
+                        t = outbox.pop()
+                        if t is None:
+                            if outbox.closed:
+                                break
+                            await outbox.readable()
+                            continue
+                        yield t
                 except GeneratorExit:  # the consumer stopped early: cancel the rest (partials are stored)
                     closed = True
                     tg.cancel_scope.cancel()
