@@ -6,6 +6,7 @@ per episode: turn *i* of every episode gets ``responses[i]`` (the turn comes fro
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import itertools
 import random
@@ -54,7 +55,13 @@ class _Latency:
         lat = self.latency
         if not lat:
             return
-        await anyio.sleep(self.rng.uniform(*lat) if isinstance(lat, tuple) else lat)
+        delay = self.rng.uniform(*lat) if isinstance(lat, tuple) else lat
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # not on asyncio (trio): anyio finds the backend
+            await anyio.sleep(delay)
+        else:  # asyncio directly: anyio.sleep looks the backend up on every call (a hot path at 100k episodes)
+            await asyncio.sleep(delay)
 
 
 class ScriptedPolicy:
