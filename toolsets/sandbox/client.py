@@ -107,6 +107,27 @@ class AgentSandbox:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def _rlimits(self) -> dict[str, int]:
+        """Per-process limits the agent applies to everything it runs (the local backend adds RLIMIT_NPROC;
+        docker bounds processes with its pids cgroup instead)."""
+        lim = self.config.limits
+        return {
+            "RLIMIT_AS": lim.memory_mb * 1024 * 1024,
+            "RLIMIT_CPU": lim.cpu_time_s,
+            "RLIMIT_FSIZE": lim.file_size_mb * 1024 * 1024,
+        }
+
+    def _agent_config(self) -> dict[str, Any]:
+        """The agent's handshake config for a backend with its own pid namespace and private /tmp."""
+        return {
+            "workspace": self.config.workspace,
+            "output_limit": self.config.output_limit,
+            "pidns": True,
+            "env": dict(self.config.env),
+            "scratch_dirs": ["/tmp"],
+            "rlimits": self._rlimits(),
+        }
+
     async def _handshake(self, rfd: int, wfd: int, cfg: dict[str, Any]) -> None:
         """Send the agent's source and wait for its ready line."""
         self._rfd, self._wfd = rfd, wfd

@@ -214,21 +214,6 @@ class DockerSandbox(AgentSandbox):
         self._raw = raw
         client.api.start(self.container_id)
 
-    def _agent_config(self) -> dict[str, Any]:
-        lim = self.config.limits
-        return {
-            "workspace": self.config.workspace,
-            "output_limit": self.config.output_limit,
-            "pidns": True,
-            "env": dict(self.config.env),
-            "scratch_dirs": ["/tmp"],
-            "rlimits": {
-                "RLIMIT_AS": lim.memory_mb * 1024 * 1024,
-                "RLIMIT_CPU": lim.cpu_time_s,
-                "RLIMIT_FSIZE": lim.file_size_mb * 1024 * 1024,
-            },
-        }
-
     async def _start(self) -> None:
         try:
             await anyio.to_thread.run_sync(self._create_sync)

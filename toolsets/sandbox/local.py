@@ -264,20 +264,9 @@ class LocalSandbox(AgentSandbox):
         )
 
     def _agent_config(self) -> dict[str, Any]:
-        lim = self.config.limits
-        return {
-            "workspace": self.config.workspace,
-            "output_limit": self.config.output_limit,
-            "pidns": True,
-            "env": dict(self.config.env),
-            "scratch_dirs": ["/tmp"],
-            "rlimits": {
-                "RLIMIT_AS": lim.memory_mb * 1024 * 1024,
-                "RLIMIT_CPU": lim.cpu_time_s,
-                "RLIMIT_NPROC": lim.pids,
-                "RLIMIT_FSIZE": lim.file_size_mb * 1024 * 1024,
-            },
-        }
+        cfg = super()._agent_config()
+        cfg["rlimits"]["RLIMIT_NPROC"] = self.config.limits.pids  # binds: the agent runs as uid 65534, not root
+        return cfg
 
     async def _start(self) -> None:
         try:

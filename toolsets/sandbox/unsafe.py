@@ -86,17 +86,12 @@ class UnsandboxedSandbox(AgentSandbox):
         os.makedirs(ws)
         self.workspace = ws
         cfg = self.config
-        lim = cfg.limits
         agent_cfg: dict[str, Any] = {
             "workspace": ws,
             "output_limit": cfg.output_limit,
             "pidns": False,  # never kill(-1) outside a pid namespace: it would hit every process of the user
             "env": {**cfg.env, "HOME": ws},
-            "rlimits": {
-                "RLIMIT_AS": lim.memory_mb * 1024 * 1024,
-                "RLIMIT_CPU": lim.cpu_time_s,
-                "RLIMIT_FSIZE": lim.file_size_mb * 1024 * 1024,
-            },
+            "rlimits": self._rlimits(),
         }
         python = cfg.python if shutil.which(cfg.python) else sys.executable
         reaper.track(self.id, self._kill_sync)
