@@ -22,7 +22,7 @@ from .policies.base import Policy, PolicyContext, PolicyRouter
 from .envs.spaces import coerce_action
 from .types import Completion, Message, SamplingParams, Task, Trajectory
 
-__all__ = ["run_episode", "ContextStrategy", "IdentityContext"]
+__all__ = ["run_episode", "ContextStrategy"]
 
 _DEFAULT_SAMPLING = SamplingParams()
 _DEFAULT_FROZEN = PolicyRouter().frozen
@@ -33,17 +33,11 @@ class ContextStrategy(Protocol):
     """Decides what the policy sees each turn; the trajectory always keeps the full record.
 
     ``view`` gets the full conversation and the policy context (``ctx.state`` persists per episode) and
-    returns the messages to send. It may call other policies (a summariser) and may be async.
+    returns the messages to send. It may call other policies (a summariser). An env without a strategy
+    (``context_strategy=None``, the default) shows the policy the whole conversation.
     """
 
     async def view(self, messages: Sequence[Message], ctx: PolicyContext) -> list[Message]: ...
-
-
-class IdentityContext:
-    """The policy sees the whole conversation (the default)."""
-
-    async def view(self, messages: Sequence[Message], ctx: PolicyContext) -> list[Message]:
-        return list(messages)
 
 
 async def run_episode(
@@ -89,29 +83,40 @@ async def run_episode(
         ep.policies = policy  # inline spawns (sub-agents, agent judges) fall back to this run's policies
     sampling = sampling or _DEFAULT_SAMPLING
     try:
-        await ep.areset(
-            seed=seed,
-            task=task,
-            role=role,
-            trainable=trainable,
-            parent_id=parent_id,
-            group_id=group_id,
-            sample_index=sample_index,
-            spawn=spawn,
-            depth=depth,
-            trajectory_id=trajectory_id,
-        )
-    except Exception:
-        # Setup failed after the trajectory existed (no sandbox, a toolset's setup raised): an error
-        # episode like any other, so a run reports it (and its breaker can trip) instead of crashing.
-        # Failures before that (no such task) are the caller's error and propagate.
-        failed = ep.trajectory
-        if failed is None or failed.status != "error":
-            raise
+        try:
+            await ep.areset(
+                seed=seed,
+                task=task,
+                role=role,
+                trainable=trainable,
+                parent_id=parent_id,
+                group_id=group_id,
+                sample_index=sample_index,
+                spawn=spawn,
+                depth=depth,
+                trajectory_id=trajectory_id,
+            )
+        except Exception:
+            # Setup failed after the trajectory existed (no sandbox, a toolset's setup raised): an error
+            # episode like any other, so a run reports it (and its breaker can trip) instead of crashing.
+            # Failures before that (no such task) are the caller's error and propagate.
+            failed = ep.trajectory
+            if failed is None or failed.status != "error":
+                raise
+            return failed
+        traj: Trajectory = ep.trajectory
+        await _play(ep, traj, pol, role, sampling, before_call)
+        return traj
+    finally:
         if fork:
+            # env -> episode -> tool context -> env is a reference cycle; cutting it lets refcounting free
+            # the episode at once instead of leaving ~30 objects per episode to the cyclic GC, which at
+            # hundreds of episodes in flight was a large share of the loop's CPU.
             ep._ep = None
-        return failed
-    traj: Trajectory = ep.trajectory
+
+
+async def _play(ep: Any, traj: Trajectory, pol: Policy, role: str, sampling: SamplingParams, before_call: Any) -> None:
+    """The turns of a started episode, with the failure handling of the module docstring."""
     strategy = ep.context_strategy
     specs = ep.tool_specs
     pctx = PolicyContext(task=ep.task, env=ep, role=role, episode_id=traj.id)
@@ -149,10 +154,3 @@ async def run_episode(
         raise
     except Exception as e:
         await ep.aclose_episode("error", f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}")
-    finally:
-        if fork:
-            # env -> episode -> tool context -> env is a reference cycle; cutting it lets refcounting free
-            # the episode at once instead of leaving ~30 objects per episode to the cyclic GC, which at
-            # hundreds of episodes in flight was a large share of the loop's CPU.
-            ep._ep = None
-    return traj
