@@ -119,7 +119,7 @@ def _is_sync_function_tool(ts: Any, name: str) -> bool:
 class _Episode:
     """Mutable state of one episode (one AgentEnv instance runs one episode at a time; ``fork`` for more)."""
 
-    __slots__ = ("task", "traj", "ctx", "turn", "done", "stack", "t0", "tool_calls", "tool_errors", "step")
+    __slots__ = ("task", "traj", "ctx", "turn", "done", "stack", "t0", "tool_calls", "tool_errors")
 
     def __init__(self, task: Task, traj: Trajectory, ctx: ToolContext) -> None:
         self.task = task
@@ -131,7 +131,6 @@ class _Episode:
         self.t0 = time.perf_counter()
         self.tool_calls = 0
         self.tool_errors = 0
-        self.step = 0
 
 
 class AgentEnv(gymnasium.Env):
@@ -221,6 +220,7 @@ class AgentEnv(gymnasium.Env):
         self.action_space = AssistantActionSpace()
         self._ep: _Episode | None = None
         self._portal: _SyncRunner | None = None
+        self._lazy_seed: int | None = None  # a reset seed whose Generator is built on first use
 
     # ------------------------------------------------------------------ helpers
 
@@ -235,13 +235,14 @@ class AgentEnv(gymnasium.Env):
         new._portal = None
         new._np_random = None
         new._np_random_seed = None
+        new._lazy_seed = None
         return new
 
     @property
     def np_random(self) -> Any:
         """The env's numpy Generator (seeded from the last reset's seed when first used)."""
         if self._np_random is None:
-            self._np_random, self._np_random_seed = seeding.np_random(self.__dict__.get("_lazy_seed"))
+            self._np_random, self._np_random_seed = seeding.np_random(self._lazy_seed)
         return self._np_random
 
     @np_random.setter
