@@ -48,19 +48,12 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 def _load_trajectories(path: str) -> list[Any]:
     from .errors import StoreError
+    from .rollout.store import read_trajectories
 
-    try:
-        from .rollout.store import read_trajectories
-    except ImportError:  # pragma: no cover - the store module ships with the package
-        read_trajectories = None
     p = Path(path)
     if not p.exists():
         raise StoreError(f"no such file: {path}")
-    if read_trajectories is not None:
-        return list(read_trajectories(p))
-    from .types import Trajectory
-
-    return [Trajectory.model_validate_json(line) for line in p.read_text().splitlines() if line.strip()]
+    return list(read_trajectories(p))
 
 
 def _render_trajectory(t: Any, console: Any, max_chars: int) -> None:
@@ -237,12 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     r = sub.add_parser("run", help="run episodes of an env with a policy and store the trajectories")
-    try:
-        from .rollout.cli import add_run_arguments
+    from .rollout.cli import add_run_arguments
 
-        add_run_arguments(r)
-    except ImportError:  # pragma: no cover - rollout ships with the package
-        r.add_argument("env")
+    add_run_arguments(r)
 
     s = sub.add_parser("show", help="show a stored trajectory, or summary stats of a JSONL file")
     s.add_argument("file", help="a trajectories JSONL file (from `swarmgym run --out`)")
