@@ -20,6 +20,7 @@ __all__ = ["register", "make", "registered_envs", "register_builtins", "load_plu
 
 ENTRY_POINT_GROUP = "swarmgym.envs"
 _plugins_loaded = False
+_DESCRIPTIONS: dict[str, str] = {}  # id -> one-line description shown by `swarmgym envs`
 
 # id -> (entry point, kwargs, one-line description)
 BUILTIN_ENVS: dict[str, tuple[str, dict[str, Any], str]] = {
@@ -87,7 +88,6 @@ def register(
     _DESCRIPTIONS[id] = description
 
 
-_DESCRIPTIONS: dict[str, str] = {}
 
 
 def register_builtins() -> None:

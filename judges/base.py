@@ -11,14 +11,11 @@ import math
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import anyio
 
 from ..types import JudgeResult, Task, Trajectory
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["Judge", "JudgeContext", "Weighted", "FunctionJudge", "safe_score", "NullJudge"]
 
