@@ -12,6 +12,7 @@ mutable because the loop builds it step by step.
 from __future__ import annotations
 
 import os
+import random
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -40,9 +41,16 @@ Role = Literal["system", "user", "assistant", "tool"]
 TrajectoryStatus = Literal["ok", "truncated", "error", "cancelled"]
 
 
+# Ids need uniqueness, not secrecy: a Mersenne Twister seeded from os.urandom draws 64 bits in ~0.1 µs, where
+# os.urandom itself is a system call per id (~1-4 µs, a visible share of a single-turn episode). Reseeded in
+# forked children, which would otherwise repeat the parent's sequence.
+_id_rng = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _id_rng.seed(os.urandom(32)))
+
+
 def new_id(prefix: str = "") -> str:
     """A short random id (16 hex chars, 64 random bits) with an optional prefix."""
-    return prefix + os.urandom(8).hex()
+    return f"{prefix}{_id_rng.getrandbits(64):016x}"
 
 
 class _Wire(BaseModel):

@@ -74,23 +74,21 @@ class _LazyTasks:
 
 
 def _three_turns(messages: Any, tools: Any, ctx: Any) -> Any:
-    """Turn 0: calculator(a+b); turn 1: calculator(result*2); turn 2: the answer."""
+    """Turn 0: calculator(a+b); turn 1: calculator(result*2); turn 2: the answer.
+
+    Returns Completions built directly, as an in-process model wrapper would (an OpenAI-style dict would
+    also do, at the cost of validating it into one).
+    """
+    from swarmgym.types import Completion, Message, ToolCall
+
     if ctx.turn == 0:
-        task = ctx.task
-        expr = task.prompt.split("(", 1)[1].split(")", 1)[0]
-        return {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [{"id": "c0", "name": "calculator", "arguments": {"expression": expr}}],
-        }
-    last = messages[-1].text
-    if ctx.turn == 1:
-        return {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [{"id": "c1", "name": "calculator", "arguments": {"expression": f"{last}*2"}}],
-        }
-    return last
+        expr = ctx.task.prompt.split("(", 1)[1].split(")", 1)[0]
+        call = ToolCall(id="c0", name="calculator", arguments={"expression": expr})
+    elif ctx.turn == 1:
+        call = ToolCall(id="c1", name="calculator", arguments={"expression": f"{messages[-1].text}*2"})
+    else:
+        return Completion(message=Message(role="assistant", content=messages[-1].text))
+    return Completion(message=Message(role="assistant", tool_calls=[call]))
 
 
 # ---------------------------------------------------------------------------------------------- scale

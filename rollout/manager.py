@@ -35,6 +35,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import random
 import sys
@@ -436,6 +437,73 @@ class _Outbox:
             ev.set()
 
 
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    import sniffio
+
+    return sniffio.current_async_library() == "asyncio"
+
+
+class _NativeTasks:
+    """Top-level episodes as plain asyncio tasks, each inside its own anyio cancel scope.
+
+    anyio's ``TaskGroup.start_soon`` costs ~26 µs per task on asyncio (measured: spawning and running 50,000
+    empty tasks, 36 µs each through anyio vs 7 µs through ``loop.create_task``, 14 µs with the scope below),
+    a large share of a short episode. Cancellation stays anyio's: :meth:`cancel` cancels each task's scope,
+    so shielded cleanup (storing partial trajectories, returning sandboxes) still runs to its end, which a
+    raw ``Task.cancel()`` would interrupt.
+    """
+
+    __slots__ = ("loop", "scopes", "pending", "error", "cancelled", "on_error", "_idle")
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.scopes: set[anyio.CancelScope] = set()
+        self.pending = 0
+        self.error: BaseException | None = None
+        self.cancelled = False
+        self.on_error: Any = None
+        self._idle: asyncio.Future[None] | None = None
+
+    def start_soon(self, fn: Any, *args: Any) -> None:
+        self.pending += 1
+        self.loop.create_task(self._run(fn, args))
+
+    async def _run(self, fn: Any, args: tuple[Any, ...]) -> None:
+        scope = anyio.CancelScope()
+        if self.cancelled:
+            scope.cancel()  # started after cancel(): runs cancelled, so its finally blocks still run
+        self.scopes.add(scope)
+        try:
+            with scope:
+                await fn(*args)
+        except BaseException as e:  # the scope swallows its own cancellation; anything else stops the run
+            if self.error is None and not isinstance(e, asyncio.CancelledError):
+                self.error = e
+                self.cancel()
+                if self.on_error is not None:
+                    self.on_error()
+        finally:
+            self.scopes.discard(scope)
+            self.pending -= 1
+            idle = self._idle
+            if not self.pending and idle is not None and not idle.done():
+                idle.set_result(None)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        for scope in list(self.scopes):
+            scope.cancel()
+
+    async def join(self) -> None:
+        while self.pending:
+            self._idle = self.loop.create_future()
+            await self._idle
+
+
 class _Run:
     """Runtime state of one ``run``/``stream`` call (event-loop objects: never pickled)."""
 
@@ -763,6 +831,22 @@ class _Run:
                         self.lag.last_s = 0.0
                         await anyio.sleep(_LAG_BACKOFF_S)
 
+    async def _run_native(self, tasks: Sequence[Task] | int | None) -> None:
+        """Admission with top-level episodes as :class:`_NativeTasks` (asyncio), like a task group would."""
+        eps = _NativeTasks()
+        with anyio.CancelScope() as scope:
+            eps.on_error = scope.cancel  # a failing episode stops admission, as in a task group
+            try:
+                await self.admit(tasks, eps)
+                await eps.join()
+            finally:
+                if eps.pending:  # cancelled or failed: cancel the rest and let their cleanup finish
+                    eps.cancel()
+                    with anyio.CancelScope(shield=True):
+                        await eps.join()
+        if eps.error is not None:
+            raise eps.error
+
     async def background(self) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.lag.run)
@@ -787,8 +871,11 @@ class _Run:
                 async with anyio.create_task_group() as outer:
                     outer.start_soon(self.background)
                     try:
-                        async with anyio.create_task_group() as eps:
-                            await self.admit(tasks, eps)
+                        if _on_asyncio():
+                            await self._run_native(tasks)
+                        else:
+                            async with anyio.create_task_group() as eps:
+                                await self.admit(tasks, eps)
                     finally:
                         outer.cancel_scope.cancel()
         finally:
