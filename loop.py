@@ -82,9 +82,13 @@ async def run_episode(
     if fork and ep.policies is None:
         ep.policies = policy  # inline spawns (sub-agents, agent judges) fall back to this run's policies
     sampling = sampling or _DEFAULT_SAMPLING
+    # One coroutine for the whole episode (setup, turns, failure handling): every await layer is another
+    # frame each resumption passes through and another object for the cyclic GC, per episode.
     try:
         try:
-            await ep.areset(
+            # _begin is areset without building the observation; an env that overrides areset gets it called
+            begin = ep.areset if ep._areset_overridden else ep._begin
+            await begin(
                 seed=seed,
                 task=task,
                 role=role,
@@ -104,8 +108,37 @@ async def run_episode(
             if failed is None or failed.status != "error":
                 raise
             return failed
-        traj: Trajectory = ep.trajectory
-        await _play(ep, traj, pol, role, sampling, before_call)
+        state = ep._ep
+        traj: Trajectory = state.traj
+        pctx = PolicyContext(task=state.task, env=ep, role=role, episode_id=traj.id)
+        deadline = ep.limits.episode_timeout_s
+        strategy = ep.context_strategy
+        specs = ep.tool_specs
+        try:
+            with anyio.move_on_after(deadline) if deadline else _NO_DEADLINE as scope:
+                while True:
+                    if before_call is not None:
+                        swapped = await before_call(pctx)
+                        if swapped is not None:
+                            pol = swapped
+                    msgs = traj.messages if strategy is None else await strategy.view(traj.messages, pctx)
+                    completion = await pol.complete(msgs, specs, sampling, ctx=pctx)
+                    pctx.turn += 1
+                    if type(completion) is not Completion:  # a user policy returning a str/dict/Message
+                        completion = coerce_action(completion)
+                    terminated, truncated, _ = await ep._take_turn(state, completion)
+                    if terminated or truncated:
+                        break
+            if scope.cancelled_caught:  # the episode deadline: a truncation; what was produced is judged
+                await ep.aclose_episode("truncated", f"episode deadline of {deadline:g} s exceeded")
+        except PolicyError as e:
+            await ep.aclose_episode("error", f"{type(e).__name__}: {e}")
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await ep.aclose_episode("cancelled", "cancelled")
+            raise
+        except Exception as e:
+            await ep.aclose_episode("error", f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}")
         return traj
     finally:
         if fork:
@@ -115,46 +148,16 @@ async def run_episode(
             ep._ep = None
 
 
-async def _play(ep: Any, traj: Trajectory, pol: Policy, role: str, sampling: SamplingParams, before_call: Any) -> None:
-    """The turns of a started episode, with the failure handling of the module docstring."""
-    pctx = PolicyContext(task=ep.task, env=ep, role=role, episode_id=traj.id)
-    deadline = ep.limits.episode_timeout_s
-    try:
-        if deadline:
-            with anyio.move_on_after(deadline) as scope:
-                await _turns(ep, traj, pol, pctx, sampling, before_call)
-            if scope.cancelled_caught:  # the episode deadline: a truncation; what was produced is judged
-                await ep.aclose_episode("truncated", f"episode deadline of {deadline:g} s exceeded")
-        else:
-            await _turns(ep, traj, pol, pctx, sampling, before_call)
-    except PolicyError as e:
-        await ep.aclose_episode("error", f"{type(e).__name__}: {e}")
-    except anyio.get_cancelled_exc_class():
-        with anyio.CancelScope(shield=True):
-            await ep.aclose_episode("cancelled", "cancelled")
-        raise
-    except Exception as e:
-        await ep.aclose_episode("error", f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}")
+class _NoDeadline:
+    """Stands in for ``anyio.move_on_after`` when the episode has no deadline (no cancel scope to pay for)."""
+
+    cancelled_caught = False
+
+    def __enter__(self) -> _NoDeadline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
-async def _turns(
-    ep: Any, traj: Trajectory, pol: Policy, pctx: PolicyContext, sampling: SamplingParams, before_call: Any
-) -> None:
-    """Model call, then tool calls, until the episode ends. A module-level function rather than a closure in
-    ``_play``: closure cells are objects the cyclic GC has to scan, a few per episode at 100,000 episodes."""
-    strategy = ep.context_strategy
-    specs = ep.tool_specs
-    state = ep._ep
-    while True:
-        if before_call is not None:
-            swapped = await before_call(pctx)
-            if swapped is not None:
-                pol = swapped
-        msgs = traj.messages if strategy is None else await strategy.view(traj.messages, pctx)
-        completion = await pol.complete(msgs, specs, sampling, ctx=pctx)
-        pctx.turn += 1
-        if type(completion) is not Completion:  # a user policy returning a str/dict/Message
-            completion = coerce_action(completion)
-        terminated, truncated, _ = await ep._take_turn(state, completion)
-        if terminated or truncated:
-            return
+_NO_DEADLINE = _NoDeadline()

@@ -221,6 +221,9 @@ class Usage(_Wire):
     completion_tokens: int = 0
 
 
+_NO_USAGE = Usage()
+
+
 class Completion(_Wire):
     """One model call's result: the assistant message plus token-exact data when the server gives it."""
 
@@ -234,7 +237,7 @@ class Completion(_Wire):
     policy_version: int = 0
     """Version of the policy weights that produced this completion (partial rollouts span versions)."""
     finish_reason: Union[str, None] = None
-    usage: Usage = Field(default_factory=Usage)
+    usage: Usage = _NO_USAGE  # frozen, so one shared instance is safe (a default_factory costs ~0.6 µs per call)
     token_exact: bool = False
     """True when ``prompt_ids``/``completion_ids`` are the server's own ids (not re-tokenised text)."""
     latency_s: float = 0.0

@@ -224,6 +224,13 @@ class AgentEnv(gymnasium.Env):
 
     # ------------------------------------------------------------------ helpers
 
+    _areset_overridden = False
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        # run_episode calls _begin (areset minus the observation) unless a subclass customised areset
+        cls._areset_overridden = cls.areset is not AgentEnv.areset
+
     def fork(self) -> AgentEnv:
         """A new env sharing this one's configuration (tasks, toolsets, judge …) with fresh episode state.
 
@@ -326,6 +333,37 @@ class AgentEnv(gymnasium.Env):
             depth: spawn depth of this episode.
             trajectory_id: use this id for the trajectory (default: a fresh random id).
         """
+        await self._begin(
+            seed=seed,
+            options=options,
+            task=task,
+            role=role,
+            trainable=trainable,
+            parent_id=parent_id,
+            group_id=group_id,
+            sample_index=sample_index,
+            spawn=spawn,
+            depth=depth,
+            trajectory_id=trajectory_id,
+        )
+        return self._observation(), {"task_id": self._ep.task.id, "turn": 0}  # type: ignore[union-attr]
+
+    async def _begin(
+        self,
+        *,
+        seed: int | None = None,
+        options: dict[str, Any] | None = None,
+        task: Task | None = None,
+        role: str = "main",
+        trainable: bool = True,
+        parent_id: str | None = None,
+        group_id: str | None = None,
+        sample_index: int = 0,
+        spawn: Callable[..., Any] | None = None,
+        depth: int = 0,
+        trajectory_id: str | None = None,
+    ) -> None:
+        """``areset`` without building the observation (``run_episode`` does not need one)."""
         if self._ep is not None and not self._ep.done:
             await self.aclose_episode("cancelled", "reset before the episode finished")
         if task is not None and seed is not None and not self.enhancers:
@@ -383,7 +421,6 @@ class AgentEnv(gymnasium.Env):
                 traj.status = "cancelled" if isinstance(e, anyio.get_cancelled_exc_class()) else "error"
                 traj.error = f"episode setup failed: {type(e).__name__}: {e}"
                 raise
-        return self._observation(), {"task_id": t.id, "turn": 0}
 
     async def astep(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         """Take one assistant turn; returns ``(obs, reward, terminated, truncated, info)``.
@@ -533,8 +570,12 @@ class AgentEnv(gymnasium.Env):
             m["tool_calls"] = float(ep.tool_calls)
             m["tool_errors"] = float(ep.tool_errors)
             m["wall_s"] = time.perf_counter() - ep.t0
-            m["model_time_s"] = sum(c.latency_s for c in traj.completions)
-            m.update(ep.ctx.metrics)
+            model_time = 0.0
+            for c in traj.completions:  # (a plain loop: a generator per episode costs more here)
+                model_time += c.latency_s
+            m["model_time_s"] = model_time
+            if ep.ctx.metrics:
+                m.update(ep.ctx.metrics)
 
     async def aclose_episode(self, status: TrajectoryStatus = "cancelled", error: str | None = None) -> None:
         """End the running episode without judging (cancelled/error), releasing its resources."""

@@ -235,12 +235,6 @@ class OpenAIPolicy(HTTPPolicyBase):
         content = msg.get("content")
         if content is None and not tool_calls:
             content = ""
-        message = Message(
-            role="assistant",
-            content=content,
-            tool_calls=tool_calls,
-            reasoning_content=msg.get("reasoning_content") or msg.get("reasoning"),
-        )
         logprobs = None
         lp = choice.get("logprobs")
         if lp:
@@ -252,16 +246,27 @@ class OpenAIPolicy(HTTPPolicyBase):
         completion_ids = choice.get("token_ids") or choice.get("response_token_ids")
         prompt_ids = data.get("prompt_token_ids") or choice.get("prompt_token_ids")
         u = data.get("usage") or {}
-        return Completion(
-            message=message,
-            prompt_ids=prompt_ids,
-            completion_ids=completion_ids,
-            logprobs=logprobs,
-            policy_version=self.policy_version,
-            finish_reason=choice.get("finish_reason"),
-            usage=Usage(prompt_tokens=u.get("prompt_tokens") or 0, completion_tokens=u.get("completion_tokens") or 0),
-            token_exact=completion_ids is not None and prompt_ids is not None,
-            latency_s=latency,
+        # One validation call with the nested message and usage as dicts: cheaper than three constructors.
+        return Completion.model_validate(
+            {
+                "message": {
+                    "role": "assistant",
+                    "content": content,
+                    "tool_calls": tool_calls,
+                    "reasoning_content": msg.get("reasoning_content") or msg.get("reasoning"),
+                },
+                "prompt_ids": prompt_ids,
+                "completion_ids": completion_ids,
+                "logprobs": logprobs,
+                "policy_version": self.policy_version,
+                "finish_reason": choice.get("finish_reason"),
+                "usage": {
+                    "prompt_tokens": u.get("prompt_tokens") or 0,
+                    "completion_tokens": u.get("completion_tokens") or 0,
+                },
+                "token_exact": completion_ids is not None and prompt_ids is not None,
+                "latency_s": latency,
+            }
         )
 
     # -- token mode --------------------------------------------------------------------------------

@@ -520,3 +520,17 @@ async def test_sandbox_that_cannot_be_had_is_an_error_episode() -> None:
     assert traj.status == "error"
     assert traj.error is not None and traj.error.startswith("episode setup failed: SandboxError: docker image 'x'")
     assert policy.calls == 0 and traj.reward == 0.0
+
+
+@pytest.mark.anyio
+async def test_an_env_that_overrides_areset_gets_it_called_by_run_episode() -> None:
+    class Greeting(AgentEnv):
+        async def areset(self, **kw: Any) -> Any:
+            out = await super().areset(**kw)
+            self.trajectory.info["greeted"] = True  # type: ignore[union-attr]
+            return out
+
+    plain = await run(make_env(), ["done"])
+    traj = await run(Greeting([TASK], toolsets=[Probe()]), ["done"])
+    assert traj.info.get("greeted") is True and "greeted" not in plain.info
+    assert traj.status == "ok" and traj.final_text == "done"
