@@ -292,6 +292,15 @@ class Trajectory(BaseModel):
     """Ids of child trajectories spawned by this episode (stored separately)."""
     info: dict[str, Any] = Field(default_factory=dict)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The loop sets status/reward/judge on every episode; pydantic's generic __setattr__ takes ~0.85 µs
+        # a call. Fields are not validated on assignment anyway (validate_assignment=False): store and record.
+        if name in _TRAJECTORY_FIELDS:
+            self.__dict__[name] = value
+            self.__pydantic_fields_set__.add(name)
+        else:
+            super().__setattr__(name, value)
+
     @property
     def num_turns(self) -> int:
         """Number of assistant turns."""
@@ -309,3 +318,6 @@ class Trajectory(BaseModel):
     def policy_versions(self) -> list[int]:
         """Policy version of each completion, in order (segments of a partial rollout)."""
         return [c.policy_version for c in self.completions]
+
+
+_TRAJECTORY_FIELDS = frozenset(Trajectory.model_fields)

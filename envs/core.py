@@ -184,6 +184,9 @@ class AgentEnv(gymnasium.Env):
         self.judge: Judge = Weighted([(base_judge, 1.0), *extra]) if extra else base_judge
         self.system_prompt = system_prompt
         self._system_message = Message(role="system", content=system_prompt) if system_prompt else None
+        # (task, its user message) of the last episode, shared by every fork: messages are frozen, so the K
+        # samples of a group (and an env run on one task) reuse one user message instead of validating K
+        self._last_opening: list[tuple[Task, Message] | None] = [None]
         self.limits = limits or EpisodeLimits()
         self.sandbox = sandbox
         self.oracle = oracle
@@ -301,7 +304,12 @@ class AgentEnv(gymnasium.Env):
 
     def _opening(self, task: Task) -> list[Message]:
         if isinstance(task.prompt, str):
-            user = Message(role="user", content=task.prompt)  # the system message is built once per env
+            last = self._last_opening[0]
+            if last is not None and last[0] is task:
+                user = last[1]
+            else:
+                user = Message(role="user", content=task.prompt)  # the system message is built once per env
+                self._last_opening[0] = (task, user)
             return [self._system_message, user] if self._system_message is not None else [user]
         return list(task.prompt)
 
@@ -374,11 +382,15 @@ class AgentEnv(gymnasium.Env):
             self._lazy_seed = seed
         else:
             self._lazy_seed = None
-            super().reset(seed=seed)
-        opts = dict(options or {})
-        if task is not None:
-            opts["task"] = task
-        t = self._select_task(opts)
+            if seed is not None:  # (gymnasium's reset does nothing else)
+                super().reset(seed=seed)
+        if type(task) is Task and not options:  # the rollout path: the task is given
+            t = task
+        else:
+            opts = dict(options or {})
+            if task is not None:
+                opts["task"] = task
+            t = self._select_task(opts)
         if self.enhancers:
             rng = random.Random(int(self.np_random.integers(2**62)))
             for e in self.enhancers:

@@ -170,6 +170,10 @@ class OutcomeJudge:
         return JudgeResult(reward=r, facets={self.name: r, "extracted": 1.0}, info={"extracted": pred[:1000]})
 
 
+def _stripped(x: Any) -> str:
+    return str(x).strip()
+
+
 def _golds(gold: Any) -> list[Any]:
     """A gold answer may be one value or a list of accepted values."""
     if isinstance(gold, (list, tuple, set, frozenset)):
@@ -191,9 +195,11 @@ class ExactMatch(OutcomeJudge):
         self.normalize = normalize
 
     def compare(self, pred: str, gold: Any, task: Task) -> float:
-        f: Callable[[Any], str] = _normalize_cached if self.normalize else (lambda x: str(x).strip())
+        f: Callable[[Any], str] = _normalize_cached if self.normalize else _stripped
         p = f(pred)
-        return float(any(g is not None and p == f(g) for g in _golds(gold)))
+        if isinstance(gold, (list, tuple, set, frozenset)):
+            return float(any(g is not None and p == f(g) for g in gold))
+        return float(gold is not None and p == f(gold))  # one gold answer: the common case, no generator
 
 
 class RegexMatch(OutcomeJudge):
