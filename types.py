@@ -301,6 +301,11 @@ class Trajectory(BaseModel):
         else:
             super().__setattr__(name, value)
 
+    def _assign(self, **fields: Any) -> None:
+        """Set several fields at once without validation (the loop's own, already well-typed values)."""
+        self.__dict__.update(fields)
+        self.__pydantic_fields_set__.update(fields)
+
     @property
     def num_turns(self) -> int:
         """Number of assistant turns."""

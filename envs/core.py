@@ -36,7 +36,7 @@ from gymnasium.utils import seeding
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ConfigError
-from ..judges.base import Judge, JudgeContext, NullJudge, Weighted, safe_score
+from ..judges.base import Judge, JudgeContext, NullJudge, Weighted, checked_result, judge_error_result, safe_score
 from ..prompts.base import PromptEnhancer
 from ..toolsets.base import ToolContext
 from ..types import (
@@ -449,14 +449,17 @@ class AgentEnv(gymnasium.Env):
             completion = coerce_action(action)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"invalid action: {e}") from e
-        terminated, truncated, info = await self._take_turn(ep, completion)
+        terminated, truncated, info = await self._take_turn(ep, completion, True)
         reward = ep.traj.reward if (terminated or truncated) else 0.0
         return self._observation(), reward, terminated, truncated, info
 
-    async def _take_turn(self, ep: _Episode, completion: Completion) -> tuple[bool, bool, dict[str, Any]]:
+    async def _take_turn(
+        self, ep: _Episode, completion: Completion, want_info: bool = False
+    ) -> tuple[bool, bool, dict[str, Any] | None]:
         """One assistant turn: record it, run its tool calls, decide termination, judge at the end.
 
-        ``astep`` and ``run_episode`` both go through here (run_episode skips building the observation).
+        ``astep`` and ``run_episode`` both go through here (run_episode skips building the observation and
+        the step info).
         """
         traj = ep.traj
         msg = completion.message
@@ -481,9 +484,12 @@ class AgentEnv(gymnasium.Env):
         truncated = not terminated and (
             ep.turn >= self.limits.max_turns or (budget is not None and ep.tool_calls >= budget)
         )
-        info: dict[str, Any] = {"turn": ep.turn, "tool_calls": len(calls), "tool_errors": n_err}
         if terminated or truncated:
             await self._finish(ep, "truncated" if truncated else "ok")
+        if not want_info:
+            return terminated, truncated, None
+        info: dict[str, Any] = {"turn": ep.turn, "tool_calls": len(calls), "tool_errors": n_err}
+        if terminated or truncated:
             info["status"] = traj.status
             if traj.judge is not None:
                 info["facets"] = dict(traj.judge.facets)
@@ -561,15 +567,24 @@ class AgentEnv(gymnasium.Env):
             return
         ep.done = True
         traj = ep.traj
-        traj.status = status
         if error is not None:
-            traj.error = error
+            traj._assign(status=status, error=error)
+        else:
+            traj._assign(status=status)
         try:
             if status in ("ok", "truncated"):
                 jctx = JudgeContext(sandbox=ep.ctx.sandbox, spawn=ep.ctx.spawn, state=ep.ctx.state, step=self.judge_step)
-                res = await safe_score(self.judge, ep.task, traj, jctx, timeout=self.limits.judge_timeout_s)
-                traj.judge = res
-                traj.reward = res.reward
+                timeout = self.limits.judge_timeout_s
+                if timeout is None:  # safe_score's failure policy inline: one coroutine less per episode
+                    try:
+                        res = checked_result(self.judge, await self.judge.score(ep.task, traj, jctx))
+                    except anyio.get_cancelled_exc_class():
+                        raise
+                    except Exception as e:
+                        res = judge_error_result(e)
+                else:
+                    res = await safe_score(self.judge, ep.task, traj, jctx, timeout=timeout)
+                traj._assign(judge=res, reward=res.reward)
         finally:
             if ep.stack is not None:
                 with anyio.CancelScope(shield=True):

@@ -93,21 +93,31 @@ async def safe_score(
                 res = await judge.score(task, trajectory, ctx)
         else:
             res = await judge.score(task, trajectory, ctx)
-        if not isinstance(res, JudgeResult):
-            raise TypeError(f"judge {type(judge).__name__} returned {type(res).__name__}, expected JudgeResult")
-        if not math.isfinite(res.reward):
-            raise ValueError(f"judge {type(judge).__name__} returned a non-finite reward {res.reward}")
-        return res
+        return checked_result(judge, res)
     except anyio.get_cancelled_exc_class():
         raise
     except Exception as e:
         if on_error == "raise":
             raise
-        return JudgeResult(
-            reward=0.0,
-            facets={"judge_error": 1.0},
-            info={"judge_error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=5)},
-        )
+        return judge_error_result(e)
+
+
+def checked_result(judge: Any, res: Any) -> JudgeResult:
+    """``res`` if it is a JudgeResult with a finite reward, else TypeError/ValueError naming the judge."""
+    if not isinstance(res, JudgeResult):
+        raise TypeError(f"judge {type(judge).__name__} returned {type(res).__name__}, expected JudgeResult")
+    if not math.isfinite(res.reward):
+        raise ValueError(f"judge {type(judge).__name__} returned a non-finite reward {res.reward}")
+    return res
+
+
+def judge_error_result(e: BaseException) -> JudgeResult:
+    """Reward 0 with a ``judge_error`` facet and the reason (the failure policy of :func:`safe_score`)."""
+    return JudgeResult(
+        reward=0.0,
+        facets={"judge_error": 1.0},
+        info={"judge_error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=5)},
+    )
 
 
 class Weighted:
