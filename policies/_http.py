@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import threading
 import json
 import random
 from asyncio import CancelledError
@@ -102,6 +103,7 @@ class HTTPClient:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._deadlines: _Deadlines | None = None  # belongs to self._loop, like the session
+        self._thread = 0  # the thread running self._loop
         self._urls: dict[str, URL] = {}
         self._rng = random.Random()
 
@@ -124,12 +126,17 @@ class HTTPClient:
             skip_auto_headers=("User-Agent",),
         )
         self._loop = loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
         self._deadlines = None if self.timeout is None else _Deadlines(loop, self.timeout)
         return self._session
 
     def session(self) -> aiohttp.ClientSession:
         """The shared session for the running loop (created on first use)."""
         s = self._session
+        # Our loop, running in this thread, is the running loop (a thread runs one loop at a time): checked
+        # first because asyncio.get_running_loop() costs a getpid() system call per call on CPython 3.11.
+        if s is not None and self._thread == threading.get_ident() and self._loop.is_running() and not s.closed:  # type: ignore[union-attr]
+            return s
         if s is None or s.closed or self._loop is not asyncio.get_running_loop():
             s = self._new_session()
         return s
@@ -205,7 +212,7 @@ class HTTPClient:
             deadlines = self._deadlines
             bucket: _Bucket | None = None
             if deadlines is not None:
-                task = asyncio.current_task()
+                task = asyncio.current_task(self._loop)  # (given the loop: no get_running_loop() call)
                 assert task is not None  # aiohttp only runs inside asyncio tasks
                 bucket = deadlines.enter(task)
             try:
