@@ -73,22 +73,33 @@ class _LazyTasks:
         return Task(id=f"t{i}", prompt=f"What is ({a} + {b}) * 2?", answer=str((a + b) * 2))
 
 
+_REPLIES: dict[tuple[int, str], Any] = {}
+
+
 def _three_turns(messages: Any, tools: Any, ctx: Any) -> Any:
     """Turn 0: calculator(a+b); turn 1: calculator(result*2); turn 2: the answer.
 
-    Returns Completions built directly, as an in-process model wrapper would (an OpenAI-style dict would
-    also do, at the cost of validating it into one).
+    Returns Completions built directly, as an in-process model wrapper would, and memoised per (turn, text):
+    this stands in for a model, whose own cost is not what the scale section measures (a served model's CPU
+    is not in the rollout process at all).
     """
     from swarmgym.types import Completion, Message, ToolCall
 
-    if ctx.turn == 0:
-        expr = ctx.task.prompt.split("(", 1)[1].split(")", 1)[0]
-        call = ToolCall(id="c0", name="calculator", arguments={"expression": expr})
-    elif ctx.turn == 1:
-        call = ToolCall(id="c1", name="calculator", arguments={"expression": f"{messages[-1].text}*2"})
-    else:
-        return Completion(message=Message(role="assistant", content=messages[-1].text))
-    return Completion(message=Message(role="assistant", tool_calls=[call]))
+    turn = ctx.turn
+    key = (turn, ctx.task.prompt if turn == 0 else messages[-1].text)
+    reply = _REPLIES.get(key)
+    if reply is None:
+        if turn == 0:
+            expr = key[1].split("(", 1)[1].split(")", 1)[0]
+            call = ToolCall(id="c0", name="calculator", arguments={"expression": expr})
+        elif turn == 1:
+            call = ToolCall(id="c1", name="calculator", arguments={"expression": f"{key[1]}*2"})
+        if turn >= 2:
+            reply = Completion(message=Message(role="assistant", content=key[1]))
+        else:
+            reply = Completion(message=Message(role="assistant", tool_calls=[call]))
+        _REPLIES[key] = reply
+    return reply
 
 
 # ---------------------------------------------------------------------------------------------- scale
