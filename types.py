@@ -56,6 +56,19 @@ def new_id(prefix: str = "") -> str:
 class _Wire(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    def _replace(self, **changes: Any) -> Any:
+        """A copy with some fields replaced, not revalidated: for the library's own well-typed values on hot
+        paths (``model_copy(update=...)`` costs ~1.4 µs, this ~0.9 µs). Wire models are frozen, so the
+        copy may share every unchanged value with the original."""
+        new = object.__new__(type(self))
+        d = self.__dict__.copy()
+        d.update(changes)
+        object.__setattr__(new, "__dict__", d)
+        object.__setattr__(new, "__pydantic_fields_set__", self.__pydantic_fields_set__ | changes.keys())
+        object.__setattr__(new, "__pydantic_extra__", None)
+        object.__setattr__(new, "__pydantic_private__", None)
+        return new
+
 
 class TextPart(_Wire):
     """A text part of a multimodal message."""

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import ConfigError
 from ..judges.base import Judge, JudgeContext, NullJudge, Weighted, checked_result, judge_error_result, safe_score
 from ..prompts.base import PromptEnhancer
-from ..toolsets.base import ToolContext
+from ..toolsets.base import ToolContext, run_tool_sync
 from ..types import (
     Completion,
     Message,
@@ -107,13 +107,15 @@ def _overrides(ts: Any, method: str) -> bool:
     return not (isinstance(ts, Toolset) and fn is getattr(Toolset, method))
 
 
-def _is_sync_function_tool(ts: Any, name: str) -> bool:
+def _sync_function_tool(ts: Any, name: str) -> Any:
+    """The FunctionTool behind ``name`` when the loop may run it directly: a sync function of a Toolset
+    whose ``call`` is the base one (else None)."""
     from ..toolsets.base import Toolset
 
     if not isinstance(ts, Toolset) or type(ts).call is not Toolset.call:
-        return False
+        return None
     t = ts.tools.get(name)
-    return t is not None and not t.is_async
+    return t if t is not None and not t.is_async else None
 
 
 class _Episode:
@@ -215,9 +217,10 @@ class AgentEnv(gymnasium.Env):
         self._terminal_tools = frozenset(
             name for name, ts in self._tool_index.items() if getattr(ts, "is_terminal", None) and ts.is_terminal(name)
         )
-        # Sync tools run inline and cannot be interrupted, so they skip the per-call cancel scope.
+        # Sync tools run inline and cannot be interrupted: called directly, without the per-call cancel
+        # scope and the toolset's coroutine layers.
         self._sync_tools = {
-            name for name, ts in self._tool_index.items() if _is_sync_function_tool(ts, name)
+            name: t for name, ts in self._tool_index.items() if (t := _sync_function_tool(ts, name)) is not None
         }
         self.observation_space = observation_space()
         self.action_space = AssistantActionSpace()
@@ -540,8 +543,9 @@ class AgentEnv(gymnasium.Env):
         res: ToolResult | None = None
         timed_out = False
         try:
-            if call.name in self._sync_tools:
-                res = await ts.call(call, ep.ctx)
+            fast = self._sync_tools.get(call.name)
+            if fast is not None:
+                res = run_tool_sync(fast, call, ep.ctx)
             else:
                 with anyio.move_on_after(timeout) as scope:
                     res = await ts.call(call, ep.ctx)

@@ -43,7 +43,7 @@ def to_completion(response: Any, policy_version: int = 0, latency_s: float = 0.0
         update["policy_version"] = policy_version
     if latency_s:
         update["latency_s"] = latency_s
-    return c.model_copy(update=update) if update else c
+    return c._replace(**update) if update else c
 
 
 _TICK_S = 0.001

@@ -196,13 +196,20 @@ class FunctionTool:
     async def invoke(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
         """Validate ``arguments`` and run the function (sync functions run inline: keep them fast, or make
         them async / use ``anyio.to_thread`` yourself for blocking work)."""
+        if self.is_async:
+            return await self.fn(**self._kwargs(arguments, ctx))
+        return self.fn(**self._kwargs(arguments, ctx))
+
+    def invoke_sync(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
+        """:meth:`invoke` for a sync function, without a coroutine (the agent loop's fast path)."""
+        return self.fn(**self._kwargs(arguments, ctx))
+
+    def _kwargs(self, arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
         model = self.args_model.model_validate(arguments)
         kwargs = {k: getattr(model, k) for k in self._field_names}
         if self._wants_ctx:
             kwargs["ctx"] = ctx
-        if self.is_async:
-            return await self.fn(**kwargs)
-        return self.fn(**kwargs)
+        return kwargs
 
 
 def tool(
@@ -307,29 +314,52 @@ class Toolset:
 async def run_tool(t: FunctionTool, call: ToolCall, ctx: ToolContext) -> ToolResult:
     """Validate and run ``call`` with tool ``t``, mapping every failure to an error result."""
     if isinstance(call.arguments, str):
-        snippet = call.arguments if len(call.arguments) <= 200 else call.arguments[:200] + "…"
-        return ToolResult(
-            call_id=call.id,
-            content=f"arguments for tool '{call.name}' are not a JSON object: {snippet!r}",
-            is_error=True,
-        )
+        return _malformed(call)
     try:
         value = await t.invoke(call.arguments, ctx)
-    except ValidationError as e:
-        return ToolResult(call_id=call.id, content=format_validation_error(call.name, e), is_error=True)
-    except ToolError as e:
-        return ToolResult(call_id=call.id, content=f"error: {e}", is_error=True)
     except anyio.get_cancelled_exc_class():
         raise
-    except Exception as e:  # a crashing tool is an observation, not a crash of the episode
-        tb = traceback.extract_tb(e.__traceback__)[-3:]
-        where = "; ".join(f"{f.name}:{f.lineno}" for f in tb)
-        return ToolResult(
-            call_id=call.id,
-            content=f"tool '{call.name}' raised {type(e).__name__}: {e}",
-            is_error=True,
-            metadata={"exception": type(e).__name__, "where": where},
-        )
+    except Exception as e:
+        return _failed(call, e)
+    return _result(call, value)
+
+
+def run_tool_sync(t: FunctionTool, call: ToolCall, ctx: ToolContext) -> ToolResult:
+    """:func:`run_tool` for a sync tool, without coroutines (the agent loop's fast path)."""
+    if isinstance(call.arguments, str):
+        return _malformed(call)
+    try:
+        value = t.invoke_sync(call.arguments, ctx)
+    except Exception as e:
+        return _failed(call, e)
+    return _result(call, value)
+
+
+def _malformed(call: ToolCall) -> ToolResult:
+    args = str(call.arguments)
+    snippet = args if len(args) <= 200 else args[:200] + "…"
+    return ToolResult(
+        call_id=call.id, content=f"arguments for tool '{call.name}' are not a JSON object: {snippet!r}", is_error=True
+    )
+
+
+def _failed(call: ToolCall, e: Exception) -> ToolResult:
+    if isinstance(e, ValidationError):
+        return ToolResult(call_id=call.id, content=format_validation_error(call.name, e), is_error=True)
+    if isinstance(e, ToolError):
+        return ToolResult(call_id=call.id, content=f"error: {e}", is_error=True)
+    # a crashing tool is an observation, not a crash of the episode
+    tb = traceback.extract_tb(e.__traceback__)[-3:]
+    where = "; ".join(f"{f.name}:{f.lineno}" for f in tb)
+    return ToolResult(
+        call_id=call.id,
+        content=f"tool '{call.name}' raised {type(e).__name__}: {e}",
+        is_error=True,
+        metadata={"exception": type(e).__name__, "where": where},
+    )
+
+
+def _result(call: ToolCall, value: Any) -> ToolResult:
     if isinstance(value, ToolResult):
         return value if value.call_id == call.id else value.model_copy(update={"call_id": call.id})
     return ToolResult(call_id=call.id, content=_to_content(value))

@@ -226,3 +226,16 @@ def test_message_to_openai_drops_none_fields() -> None:
     tool = Message(role="tool", content="4", tool_call_id="call_1", name="calculator").to_openai()
     assert tool == {"role": "tool", "content": "4", "tool_call_id": "call_1", "name": "calculator"}
     assert ToolSpec(name="f").to_openai()["function"]["parameters"] == {"type": "object", "properties": {}}
+
+
+def test_internal_replace_is_a_model_copy_without_revalidation() -> None:
+    from swarmgym.types import Completion, Message
+
+    c = Completion(message=Message(role="assistant", content="x"), latency_s=0.5)
+    r = c._replace(latency_s=1.5, policy_version=3)
+    expected = c.model_copy(update={"latency_s": 1.5, "policy_version": 3})
+    assert r == expected and hash(r) == hash(expected) and r.model_fields_set == expected.model_fields_set
+    assert c.latency_s == 0.5 and c.policy_version == 0  # the original is untouched
+    assert Completion.model_validate_json(r.model_dump_json()) == r
+    with pytest.raises(ValidationError):
+        r.latency_s = 2.0  # still frozen
