@@ -103,6 +103,8 @@ class _Latency:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # not on asyncio (trio): anyio finds the backend
+                loop = None
+            if loop is None:
                 await anyio.sleep(delay)
                 return
             ticks = self._ticks[threading.get_ident()] = _Ticks(loop)

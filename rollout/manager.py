@@ -934,8 +934,14 @@ def _restore_gc(tuned: tuple[tuple[int, int, int], tuple[int, int, int]]) -> Non
 
 
 def _unwrap(e: BaseException) -> BaseException:
-    while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
-        e = e.exceptions[0]
+    """The error itself rather than a group around it: a group of one, or of errors that are all of one type
+    (episodes failing on the same cause in the same moment, e.g. a full disk), gives its first error."""
+    while isinstance(e, BaseExceptionGroup):
+        subs = e.exceptions
+        if len(subs) == 1 or all(type(x) is type(subs[0]) for x in subs):
+            e = subs[0]
+        else:
+            break
     return e
 
 
