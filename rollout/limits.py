@@ -46,8 +46,12 @@ class RolloutLimits(BaseModel):
     """Extra attempts per model call after a transient policy error (connection, timeout, 408/429/5xx)."""
     retry_backoff_s: float = Field(0.5, ge=0)
     """First retry delay (doubles per attempt, with jitter)."""
-    admission_burst: int = Field(64, ge=1)
+    admission_burst: int = Field(256, ge=1)
     """Episodes started per event-loop turn; admission then yields so running episodes keep flowing."""
+    turns_per_tick: int | None = Field(16, ge=1)
+    """Episode turns that go on per event-loop iteration once their model call returned; the rest wait their
+    turn (first come, first served) for the next iterations. CPU-heavy turns (parsing, tools, judges) then
+    never keep timers and network I/O waiting long, however many model calls return at once. None: no cap."""
     breaker_error_rate: float | None = Field(0.9, gt=0, le=1)
     """Stop the run when this fraction of recent top-level episodes failed (None disables the breaker)."""
     breaker_window: int = Field(200, ge=1)

@@ -78,6 +78,56 @@ def _is_transient(e: PolicyError) -> bool:
     return isinstance(e, PolicyHTTPError) and (e.status in _TRANSIENT_HTTP or e.status >= 500)
 
 
+class _TurnGate:
+    """Time slicing of episode turns: at most ``per_tick`` turns go on per event-loop iteration after their model
+    call returned; the others wait in a FIFO queue and are let through at the start of later iterations.
+
+    Without it, when thousands of model calls return together (a burst of timers or responses), asyncio runs
+    all their continuations in one loop iteration: with ~50 µs of work each (parsing, tool calls, judging),
+    timers and socket reads then wait hundreds of milliseconds. With it, an iteration holds at most
+    ~``per_tick`` turns, so the loop stays responsive and the CPU-bound backlog waits here, measured
+    (``turn_wait_s``), instead of in asyncio's ready queue, unmeasured.
+    """
+
+    __slots__ = ("loop", "per_tick", "used", "waiters", "scheduled", "metrics")
+
+    def __init__(self, per_tick: int, metrics: RolloutMetrics) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.per_tick = per_tick
+        self.used = 0
+        self.waiters: deque[asyncio.Future[None]] = deque()
+        self.scheduled = False
+        self.metrics = metrics
+
+    def enter(self) -> asyncio.Future[None] | None:
+        """None when the turn may go on now, else a future to await (its place in the queue)."""
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self._tick)  # runs next iteration: a new slice
+        if self.used < self.per_tick and not self.waiters:
+            self.used += 1
+            return None
+        fut = self.loop.create_future()
+        self.waiters.append(fut)
+        g = self.metrics.gauges
+        if len(self.waiters) > g.get("peak_turn_queue", 0.0):
+            g["peak_turn_queue"] = float(len(self.waiters))
+        return fut
+
+    def _tick(self) -> None:
+        self.scheduled = False
+        self.used = 0
+        waiters = self.waiters
+        while waiters and self.used < self.per_tick:
+            fut = waiters.popleft()
+            if not fut.done():  # a cancelled waiter's future is done already
+                fut.set_result(None)
+                self.used += 1
+        if waiters or self.used:
+            self.scheduled = True
+            self.loop.call_soon(self._tick)
+
+
 class _StopEpisode(Exception):
     """Raised from ``before_call`` after the manager ended the episode itself (budget, staleness)."""
 
@@ -117,12 +167,27 @@ class _ManagedPolicy:
                 metrics.counters["model_retries"] += 1
                 await anyio.sleep(self.backoff * random.uniform(0.5, 1.0))
                 return await self._retrying(messages, tools, sampling, ctx, 1)
+            t1 = time.perf_counter()
             metrics.counters["model_calls"] += 1
-            metrics.hist["model_latency_s"].observe(time.perf_counter() - t0)
+            metrics.hist["model_latency_s"].observe(t1 - t0)
             if self.version and not c.policy_version:
                 c = c.model_copy(update={"policy_version": self.version})
+            gate = self.run.gate
+            if gate is not None:
+                wait = gate.enter()
+                if wait is not None:
+                    await wait
+                    metrics.hist["turn_wait_s"].observe(time.perf_counter() - t1)
             return c
-        return await self._retrying(messages, tools, sampling, ctx, 0)
+        c = await self._retrying(messages, tools, sampling, ctx, 0)
+        gate = self.run.gate
+        if gate is not None:
+            wait = gate.enter()
+            if wait is not None:
+                t1 = time.perf_counter()
+                await wait
+                metrics.hist["turn_wait_s"].observe(time.perf_counter() - t1)
+        return c
 
     async def _retrying(self, messages: Any, tools: Any, sampling: Any, ctx: Any, attempt: int) -> Completion:
         metrics = self.run.metrics
@@ -534,6 +599,7 @@ class _Run:
         self.scope: anyio.CancelScope | None = None
         self.outbox = _Outbox(_OUTBOX_SIZE)
         self.lag = LoopLagMonitor(self.metrics)
+        self.gate: _TurnGate | None = None  # made on the running loop (asyncio only), in _run_native
         if not self.metrics.counters["episodes_started"]:  # a fresh metrics object: time from here
             self.metrics.started_at = time.monotonic()
         self.metrics.finished_at = None
@@ -834,6 +900,8 @@ class _Run:
     async def _run_native(self, tasks: Sequence[Task] | int | None) -> None:
         """Admission with top-level episodes as :class:`_NativeTasks` (asyncio), like a task group would."""
         eps = _NativeTasks()
+        if self.limits.turns_per_tick is not None:
+            self.gate = _TurnGate(self.limits.turns_per_tick, self.metrics)
         with anyio.CancelScope() as scope:
             eps.on_error = scope.cancel  # a failing episode stops admission, as in a task group
             try:
@@ -889,7 +957,7 @@ class _Run:
 
 
 _GC_THRESHOLD = (100_000, 50, 1000)
-_GC_FREEZE_S = 0.07  # not a multiple of 0.1 s: anyio.wait_all_tasks_blocked polls every 0.1 s and would never
+_GC_FREEZE_S = 0.023  # not a divisor of 0.1 s: anyio.wait_all_tasks_blocked polls every 0.1 s and would never
 # see this task blocked if both woke in the same loop iteration every time (tests use it)
 
 

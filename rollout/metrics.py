@@ -73,7 +73,8 @@ class RolloutMetrics:
     ``reward_sum``, ``samples_passed``/``samples_in_groups``; ``errors`` counts
     failed episodes by error kind. Gauges: ``in_flight`` (episodes alive, children included), ``peak_in_flight``, ``peak_episode_slots``, ``queue_depth``, ``paused``. Histograms (seconds):
     ``model_latency_s``, ``tool_latency_s`` (mean per call, per episode), ``sandbox_wait_s``,
-    ``loop_lag_s``, ``episode_wall_s``.
+    ``loop_lag_s``, ``episode_wall_s``, ``turn_wait_s`` (a turn's wait for its slice of the event loop, only
+    when it had to wait; see ``RolloutLimits.turns_per_tick``).
     """
 
     def __init__(self) -> None:
@@ -82,7 +83,7 @@ class RolloutMetrics:
         self.gauges: dict[str, float] = {"in_flight": 0.0, "peak_in_flight": 0.0, "queue_depth": 0.0, "paused": 0.0}
         self.hist: dict[str, Histogram] = {
             k: Histogram()
-            for k in ("model_latency_s", "tool_latency_s", "sandbox_wait_s", "loop_lag_s", "episode_wall_s")
+            for k in ("model_latency_s", "tool_latency_s", "sandbox_wait_s", "loop_lag_s", "episode_wall_s", "turn_wait_s")
         }
         self.extra: dict[str, float] = {}
         """Sums of per-trajectory metrics worth a summary (e.g. ``critical_steps``), with ``extra_n``."""

@@ -1,0 +1,94 @@
+"""Time slicing of episode turns (``RolloutLimits.turns_per_tick``): when many model calls return at once, the
+CPU-heavy rest of their turns is spread over loop iterations, so timers stay on time."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import pytest
+from pydantic import ValidationError
+from rollout_helpers import call, exact_judge, tasks
+
+from swarmgym.envs.core import AgentEnv, EpisodeLimits
+from swarmgym.policies.scripted import ScriptedPolicy
+from swarmgym.rollout import MemoryStore, RolloutLimits, RolloutManager
+from swarmgym.toolsets.base import Toolset, tool
+
+N = 400
+SPIN_S = 0.0005  # CPU per tool call: all N turns at once would hold the loop ~N * SPIN_S = 200 ms
+
+
+class Busy(Toolset):
+    @tool
+    def crunch(self) -> str:
+        """Burn a little CPU, like parsing or scoring does."""
+        end = time.perf_counter() + SPIN_S
+        while time.perf_counter() < end:
+            pass
+        return "done"
+
+
+def busy_env() -> AgentEnv:
+    return AgentEnv(tasks(N), toolsets=[Busy()], judge=exact_judge(), limits=EpisodeLimits(max_turns=3))
+
+
+def script() -> ScriptedPolicy:
+    # every model call takes the same 0.2 s, so all N episodes' calls return in the same instant
+    return ScriptedPolicy([call("crunch", {}), "42"], latency=0.2)
+
+
+async def run_with_probe(limits: RolloutLimits) -> tuple[list, float, RolloutManager]:
+    """Run the N episodes while a 5 ms probe timer records how late it wakes; returns (trajectories, worst
+    lateness, manager)."""
+    mgr = RolloutManager(script(), limits)
+    worst = 0.0
+    out: list = []
+
+    async def probe() -> None:
+        nonlocal worst
+        while True:
+            t0 = time.perf_counter()
+            await anyio.sleep(0.005)
+            worst = max(worst, time.perf_counter() - t0 - 0.005)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(probe)
+        out = await mgr.run(busy_env())
+        tg.cancel_scope.cancel()
+    return out, worst, mgr
+
+
+@pytest.mark.anyio
+async def test_turns_returning_together_are_spread_so_timers_stay_on_time() -> None:
+    out, worst, mgr = await run_with_probe(RolloutLimits(max_episodes=N, turns_per_tick=4))
+    assert len(out) == N and all(t.status == "ok" and t.reward == 1.0 for t in out)
+    waited = mgr.metrics.hist["turn_wait_s"]
+    assert waited.n > 0 and mgr.metrics.gauges["peak_turn_queue"] > 100  # the backlog queued here
+    assert worst < 0.04, f"a timer woke {worst * 1000:.0f} ms late"  # measured ~6 ms
+
+
+@pytest.mark.anyio
+async def test_without_a_cap_the_same_burst_stalls_the_loop() -> None:
+    out, worst, mgr = await run_with_probe(RolloutLimits(max_episodes=N, turns_per_tick=None))
+    assert len(out) == N and all(t.status == "ok" for t in out)
+    assert mgr.metrics.hist["turn_wait_s"].n == 0
+    assert worst > 0.06  # measured 0.11-0.16 s: a loop iteration full of tool work, what the cap prevents
+
+
+@pytest.mark.anyio
+async def test_cancelling_a_run_with_turns_queued_cancels_and_stores_them() -> None:
+    store = MemoryStore()
+    mgr = RolloutManager(script(), RolloutLimits(max_episodes=N, turns_per_tick=1), store=store)
+    with anyio.move_on_after(0.25):  # the first calls returned; most turns are waiting for their slice
+        await mgr.run(busy_env())
+    assert mgr.metrics.gauges["in_flight"] == 0
+    assert len(store.trajectories) == N
+    assert {t.status for t in store.trajectories} <= {"cancelled", "ok"}
+    assert sum(t.status == "cancelled" for t in store.trajectories) > N // 2
+
+
+def test_turns_per_tick_must_be_positive_or_none() -> None:
+    assert RolloutLimits(turns_per_tick=None).turns_per_tick is None
+    with pytest.raises(ValidationError):
+        RolloutLimits(turns_per_tick=0)
