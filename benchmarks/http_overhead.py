@@ -140,7 +140,7 @@ async def _bench(base_url: str, n: int, concurrency: int, repeats: int, warmup: 
 
 
 def run_http(
-    n: int = 5000, concurrency: int = 256, *, repeats: int = 2, warmup: int = 500, freeze_gc: bool = False
+    n: int = 5000, concurrency: int = 256, *, repeats: int = 5, warmup: int = 500, freeze_gc: bool = False
 ) -> dict[str, Any]:
     """Measure swarmgym's HTTP rollout throughput against a bare aiohttp loop (see the module docstring).
 
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="swarmgym bench http_overhead", description=__doc__.split("\n")[0])
     p.add_argument("-n", type=int, default=5000, help="calls per mode (default 5000)")
     p.add_argument("--concurrency", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=2, help="alternating runs per mode, best kept")
+    p.add_argument("--repeats", type=int, default=5, help="alternating runs per mode, best kept (default 5)")
     p.add_argument("--freeze-gc", action="store_true", help="gc.freeze() after warm-up (long-running runner)")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON here")
     a = p.parse_args(argv)

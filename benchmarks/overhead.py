@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="swarmgym bench overhead", description=__doc__.split("\n")[0])
     p.add_argument("-n", type=int, default=5000, help="HTTP calls per mode (default 5000)")
     p.add_argument("--concurrency", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5, help="alternating runs per HTTP mode, best kept (default 5)")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON here")
     a = p.parse_args(argv)
 

@@ -118,6 +118,9 @@ def _sync_function_tool(ts: Any, name: str) -> Any:
     return t if t is not None and not t.is_async else None
 
 
+_new_trajectory = Trajectory.__pydantic_validator__.validate_python
+
+
 class _Episode:
     """Mutable state of one episode (one AgentEnv instance runs one episode at a time; ``fork`` for more)."""
 
@@ -398,19 +401,21 @@ class AgentEnv(gymnasium.Env):
             rng = random.Random(int(self.np_random.integers(2**62)))
             for e in self.enhancers:
                 t = e.enhance(t, rng)
-        # (plain constructors, not model_construct: pydantic's Rust validation is faster than its
-        # Python-level construct path for these models)
-        traj = Trajectory(
-            id=trajectory_id or new_id("traj_"),
-            task_id=t.id,
-            sample_index=sample_index,
-            env_id=self.env_id,
-            group_id=group_id,
-            parent_id=parent_id,
-            role=role,
-            trainable=trainable,
-            messages=self._opening(t),
-            tools=list(self.tool_specs),
+        # Validated by pydantic's Rust validator called directly: model_construct's Python-level path is
+        # slower for these models, and the constructor adds a Python layer on top of the same call.
+        traj = _new_trajectory(
+            {
+                "id": trajectory_id or new_id("traj_"),
+                "task_id": t.id,
+                "sample_index": sample_index,
+                "env_id": self.env_id,
+                "group_id": group_id,
+                "parent_id": parent_id,
+                "role": role,
+                "trainable": trainable,
+                "messages": self._opening(t),
+                "tools": list(self.tool_specs),
+            }
         )
         ctx = ToolContext(
             task=t, spawn=spawn or self._default_spawn, env=self, episode_id=traj.id, role=role, depth=depth
