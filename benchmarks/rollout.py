@@ -17,7 +17,9 @@ Sections (each runs in its own child process, so peak RSS and GC state belong to
   dependency); when that fails the output says so and the ratios are null. Target: ≥ 10× verifiers.
 - **recursion**: ``--parents`` (1,000) parents each spawning 8 children concurrently (in-process policy, no
   latency): children/s and the manager's overhead per spawn (child episode time through ``spawn`` minus the
-  same child episode run directly with ``run_episode``).
+  same child episode run directly with ``run_episode``), with the default limits and without time slicing
+  (``spawn_overhead_us_unsliced``: with a zero-latency policy every turn is ready at once, so most wait
+  for a later loop iteration; ``recursion_turns_waited`` counts them).
 
 Run: ``swarmgym bench rollout [--json FILE] [--quick]`` (``--quick`` shrinks every N for a smoke run).
 """
@@ -434,6 +436,13 @@ def section_recursion(parents: int, children: int) -> dict[str, Any]:
         for _ in range(parents):
             await direct()
         direct_cpu = time.process_time() - c0
+        # without time slicing first: this zero-latency policy makes every turn ready at once, so with the
+        # default RolloutLimits.turns_per_tick most turns wait for a later loop iteration, which costs CPU
+        mgr = RolloutManager(policy, RolloutLimits(max_episodes=256, turns_per_tick=None))
+        c0 = time.process_time()
+        out = await mgr.run(env)
+        unsliced_cpu = time.process_time() - c0
+        assert all(t.status == "ok" and len(t.children) == children for t in out)
         mgr = RolloutManager(policy, RolloutLimits(max_episodes=256))
         c0, t0 = time.process_time(), time.perf_counter()
         out = await mgr.run(env)
@@ -451,6 +460,8 @@ def section_recursion(parents: int, children: int) -> dict[str, Any]:
             children_per_s=round(n_children / wall, 1),
             child_episode_direct_us=round(1e6 * direct_cpu / n_children, 1),
             spawn_overhead_us=round(1e6 * (cpu - parents_cpu - direct_cpu) / n_children, 1),
+            spawn_overhead_us_unsliced=round(1e6 * (unsliced_cpu - parents_cpu - direct_cpu) / n_children, 1),
+            recursion_turns_waited=mgr.metrics.hist["turn_wait_s"].n,
         )
 
     anyio.run(go)
