@@ -71,7 +71,7 @@ class RolloutMetrics:
     Counters: ``episodes_started``, ``episodes_finished`` (top-level), ``children_finished``, ``model_calls``,
     ``model_retries``, ``tool_calls``, ``restarts``, ``status_<status>`` (top-level), ``child_status_<status>``,
     ``reward_sum``, ``samples_passed``/``samples_in_groups``; ``errors`` counts
-    failed episodes by error kind. Gauges: ``in_flight`` (episodes alive, children included), ``peak_in_flight``, ``peak_episode_slots``, ``queue_depth``, ``paused``. Histograms (seconds):
+    failed episodes by error kind. Gauges: ``in_flight`` (episodes alive, children included), ``peak_in_flight``, ``peak_episode_slots``, ``queue_depth``, ``paused``, ``peak_turn_queue`` (most turns waiting for their slice of the loop). Histograms (seconds):
     ``model_latency_s``, ``tool_latency_s`` (mean per call, per episode), ``sandbox_wait_s``,
     ``loop_lag_s``, ``episode_wall_s``, ``turn_wait_s`` (a turn's wait for its slice of the event loop, only
     when it had to wait; see ``RolloutLimits.turns_per_tick``).
