@@ -61,29 +61,31 @@ async def run_with_probe(limits: RolloutLimits) -> tuple[list, float, RolloutMan
 
 @pytest.mark.anyio
 async def test_turns_returning_together_are_spread_so_timers_stay_on_time() -> None:
-    out, worst, mgr = await run_with_probe(RolloutLimits(max_episodes=N, turns_per_tick=4))
+    # the same burst with and without the cap, in one test so machine load affects both alike
+    out, sliced, mgr = await run_with_probe(RolloutLimits(max_episodes=N, turns_per_tick=4))
     assert len(out) == N and all(t.status == "ok" and t.reward == 1.0 for t in out)
-    waited = mgr.metrics.hist["turn_wait_s"]
-    assert waited.n > 0 and mgr.metrics.gauges["peak_turn_queue"] > 100  # the backlog queued here
-    assert worst < 0.04, f"a timer woke {worst * 1000:.0f} ms late"  # measured ~6 ms
+    assert mgr.metrics.hist["turn_wait_s"].n > 0 and mgr.metrics.gauges["peak_turn_queue"] > 100  # queued here
 
-
-@pytest.mark.anyio
-async def test_without_a_cap_the_same_burst_stalls_the_loop() -> None:
-    out, worst, mgr = await run_with_probe(RolloutLimits(max_episodes=N, turns_per_tick=None))
+    out, unsliced, plain = await run_with_probe(RolloutLimits(max_episodes=N, turns_per_tick=None))
     assert len(out) == N and all(t.status == "ok" for t in out)
-    assert mgr.metrics.hist["turn_wait_s"].n == 0
-    assert worst > 0.06  # measured 0.11-0.16 s: a loop iteration full of tool work, what the cap prevents
+    assert plain.metrics.hist["turn_wait_s"].n == 0
+    # measured: ~6 ms late with the cap, 0.11-0.16 s without (a loop iteration full of tool work)
+    assert unsliced > 0.06
+    assert sliced < unsliced / 3, f"a timer woke {sliced * 1000:.0f} ms late with the cap, {unsliced * 1000:.0f} ms without"
 
 
 @pytest.mark.anyio
 async def test_cancelling_a_run_with_turns_queued_cancels_and_stores_them() -> None:
     store = MemoryStore()
     mgr = RolloutManager(script(), RolloutLimits(max_episodes=N, turns_per_tick=1), store=store)
-    with anyio.move_on_after(0.25):  # the first calls returned; most turns are waiting for their slice
-        await mgr.run(busy_env())
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(mgr.run, busy_env())
+        with anyio.fail_after(30):  # cancel once every episode started and turns are queued
+            while mgr.metrics.counters["episodes_started"] < N or mgr.metrics.gauges.get("peak_turn_queue", 0) < 10:
+                await anyio.sleep(0.005)
+        tg.cancel_scope.cancel()
     assert mgr.metrics.gauges["in_flight"] == 0
-    assert len(store.trajectories) == N
+    assert len(store.trajectories) == N  # every episode is stored, finished or not
     assert {t.status for t in store.trajectories} <= {"cancelled", "ok"}
     assert sum(t.status == "cancelled" for t in store.trajectories) > N // 2
 
