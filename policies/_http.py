@@ -104,6 +104,7 @@ class HTTPClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._deadlines: _Deadlines | None = None  # belongs to self._loop, like the session
         self._thread = 0  # the thread running self._loop
+        self._BytesPayload: Any = None  # aiohttp's BytesPayload, bound with the session
         self._urls: dict[str, URL] = {}
         self._rng = random.Random()
 
@@ -125,6 +126,9 @@ class HTTPClient:
             trust_env=False,
             skip_auto_headers=("User-Agent",),
         )
+        from aiohttp.payload import BytesPayload
+
+        self._BytesPayload = BytesPayload  # (imported once, not per request)
         self._loop = loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._deadlines = None if self.timeout is None else _Deadlines(loop, self.timeout)
@@ -216,7 +220,8 @@ class HTTPClient:
                 assert task is not None  # aiohttp only runs inside asyncio tasks
                 bucket = deadlines.enter(task)
             try:
-                async with session.post(url, data=body) as resp:
+                # a ready Payload skips aiohttp's payload-registry lookup (~1-2 µs per request)
+                async with session.post(url, data=self._BytesPayload(body, content_type="application/json")) as resp:
                     raw = await resp.read()
                     status = resp.status
                     retry_after = None if status == 200 else resp.headers.get("Retry-After")
