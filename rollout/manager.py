@@ -541,6 +541,8 @@ class _NativeTasks:
         scope = anyio.CancelScope()
         if self.cancelled:
             scope.cancel()  # started after cancel(): runs cancelled, so its finally blocks still run
+        # (the scope holds its host task: kept in self.scopes, it keeps the task alive while it runs, as a
+        # task group would; asyncio itself only keeps weak references to tasks)
         self.scopes.add(scope)
         try:
             with scope:
