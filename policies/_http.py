@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, PolicyConnectionError, PolicyHTTPError, PolicyTimeoutError
+from ._ticks import TickTimers
 
 if TYPE_CHECKING:
     import aiohttp
@@ -310,13 +311,14 @@ class _Bucket(dict[asyncio.Task[Any], int]):
         self.fired = False
 
 
-class _Deadlines:
-    """Per-attempt deadlines of one event loop, coalesced: one ``loop.call_at`` timer per tick, not per request.
+class _Deadlines(TickTimers):
+    """Per-attempt deadlines of one event loop, coalesced (:class:`~swarmgym.policies._ticks.TickTimers`): one
+    ``loop.call_at`` timer per tick, not per request.
 
-    A deadline is rounded up to the next multiple of ``tick`` (``min(timeout/8, 0.25)`` s), so an attempt
-    times out at most one tick late and never early, and a loop serving thousands of requests a second keeps
-    ~``timeout/tick`` timers alive instead of one per request in flight. Starting and finishing an attempt is
-    a dict insert and a dict pop; a timer whose attempts all finished just pops an empty bucket when it runs.
+    The tick is ``min(timeout/8, 0.25)`` s, so an attempt times out at most one tick late and never early, and
+    a loop serving thousands of requests a second keeps ~``timeout/tick`` timers alive instead of one per
+    request in flight. Starting and finishing an attempt is a dict insert and a dict pop; a timer whose
+    attempts all finished just pops an empty bucket when it runs.
 
     Cancellation follows ``asyncio.timeout``: the timer calls ``task.cancel()``, and the attempt, on catching
     CancelledError, calls :meth:`expired`, which says whether it was our cancellation alone (then the task is
@@ -324,27 +326,22 @@ class _Deadlines:
     ``asyncio.timeout``, ``task.cancel()``) is pending too, which must propagate as a cancellation.
     """
 
-    __slots__ = ("loop", "timeout", "tick", "_per_tick", "_buckets")
+    __slots__ = ("timeout",)
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-        self.loop = loop
+        super().__init__(loop, min(timeout / 8, 0.25))
         self.timeout = timeout
-        self.tick = min(timeout / 8, 0.25)
-        self._per_tick = 1.0 / self.tick
-        self._buckets: dict[int, _Bucket] = {}
 
     def enter(self, task: asyncio.Task[Any]) -> _Bucket:
         """Start an attempt of ``task``; the caller pops ``task`` from the returned bucket when it ends."""
-        key = int((self.loop.time() + self.timeout) * self._per_tick) + 1
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = _Bucket()
-            self.loop.call_at(key * self.tick, self._fire, key)
+        bucket: _Bucket = self.bucket_in(self.timeout)
         bucket[task] = task.cancelling()
         return bucket
 
-    def _fire(self, key: int) -> None:
-        bucket = self._buckets.pop(key)
+    def _new_bucket(self) -> _Bucket:
+        return _Bucket()
+
+    def _fire(self, bucket: _Bucket) -> None:
         bucket.fired = True
         for task, cancelling in list(bucket.items()):
             if task.cancelling() > cancelling:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
-import math
 import random
 import threading
 import time
@@ -21,6 +20,7 @@ import anyio
 from ..envs.spaces import coerce_action
 from ..errors import PolicyError
 from ..types import Completion, Message, SamplingParams, ToolSpec, Trajectory
+from ._ticks import TickTimers
 from .base import PolicyContext
 
 __all__ = ["ScriptedPolicy", "OraclePolicy", "ReplayPolicy", "to_completion"]
@@ -46,38 +46,30 @@ def to_completion(response: Any, policy_version: int = 0, latency_s: float = 0.0
     return c._replace(**update) if update else c
 
 
-_TICK_S = 0.001
+class _Ticks(TickTimers):
+    """Sleeps on one asyncio loop, coalesced to 1 ms ticks (:class:`~swarmgym.policies._ticks.TickTimers`).
 
-
-class _Ticks:
-    """Sleeps on one asyncio loop, coalesced to 1 ms ticks: one timer per tick instead of one per sleep.
-
-    asyncio keeps every pending sleep in one heap of timer handles ordered by Python-level comparisons; with
-    100,000 episodes each waiting on simulated model latency that heap (~17 levels, pushed and popped per
-    sleep) cost ~30 µs of CPU per 3-turn episode, half the event loop's own floor. Here a sleep is a plain
-    future in its tick's list (measured: 100,000 tasks x 3 sleeps of 1-5 s, 56 µs -> 28 µs of CPU per task).
-    Sleeps end up to one tick late, which is noise next to a simulated latency of milliseconds to seconds.
+    With 100,000 episodes each waiting on simulated model latency, asyncio's timer heap (~17 levels, pushed and
+    popped per sleep) cost ~30 µs of CPU per 3-turn episode, half the event loop's own floor. Here a sleep is
+    a plain future in its tick's list (measured: 100,000 tasks x 3 sleeps of 1-5 s, 56 µs -> 28 µs of CPU per
+    task). Sleeps end up to one tick late, which is noise next to a simulated latency of milliseconds to seconds.
     """
 
-    __slots__ = ("loop", "buckets")
+    __slots__ = ()
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.buckets: dict[int, list[asyncio.Future[None]]] = {}
+        super().__init__(loop, 0.001)
 
     def sleep(self, delay: float) -> asyncio.Future[None]:
-        loop = self.loop
-        k = math.ceil((loop.time() + delay) / _TICK_S)
-        waiters = self.buckets.get(k)
-        if waiters is None:
-            waiters = self.buckets[k] = []
-            loop.call_at(k * _TICK_S, self._fire, k)
-        fut = loop.create_future()  # one per sleeper: cancelling one sleeper must not cancel the others
-        waiters.append(fut)
+        fut = self.loop.create_future()  # one per sleeper: cancelling one sleeper must not cancel the others
+        self.bucket_in(delay).append(fut)
         return fut
 
-    def _fire(self, k: int) -> None:
-        for fut in self.buckets.pop(k):
+    def _new_bucket(self) -> list[asyncio.Future[None]]:
+        return []
+
+    def _fire(self, bucket: list[asyncio.Future[None]]) -> None:
+        for fut in bucket:
             if not fut.done():  # a cancelled sleeper's future is done already
                 fut.set_result(None)
 

@@ -57,7 +57,7 @@ async def test_concurrent_attempts_share_one_timer_per_tick() -> None:
             await asyncio.sleep(0.01)
         deadlines = p._client._deadlines
         assert deadlines is not None
-        assert 1 <= len(deadlines._buckets) <= 3  # 50 attempts in flight, a timer per tick they started in
+        assert 1 <= len(deadlines.buckets) <= 3  # 50 attempts in flight, a timer per tick they started in
         results = await asyncio.gather(*calls, return_exceptions=True)
     assert all(isinstance(r, PolicyTimeoutError) for r in results), results
 
@@ -81,7 +81,7 @@ async def test_fast_replies_never_time_out_while_ticks_fire() -> None:
 
         await asyncio.gather(*(worker(i) for i in range(32)))
         deadlines = p._client._deadlines
-        assert deadlines is not None and len(deadlines._buckets) <= timeout / deadlines.tick + 2
+        assert deadlines is not None and len(deadlines.buckets) <= timeout / deadlines.tick + 2
     assert calls > 64
 
 
@@ -107,10 +107,10 @@ def fire_with(monkeypatch: pytest.MonkeyPatch, other: Callable[[], Any], *, ours
     """Make the deadline timer run ``other()`` (another cancellation) in the same loop iteration."""
     fire = _http._Deadlines._fire
 
-    def both(self: _http._Deadlines, key: int) -> None:
+    def both(self: _http._Deadlines, bucket: Any) -> None:
         if not ours_first:
             other()
-        fire(self, key)
+        fire(self, bucket)
         if ours_first:
             other()
 
