@@ -157,7 +157,7 @@ class _ManagedPolicy:
         metrics = self.run.metrics
         if not self.sems and self.timeout is None:
             # The common case inlined (no call limits, no per-call deadline): one coroutine frame per call
-            # instead of three. A transient error falls through to the retrying path below.
+            # instead of three. A transient error falls through to the retrying path.
             t0 = time.perf_counter()
             try:
                 c = await self.inner.complete(messages, tools, sampling, ctx=ctx)
@@ -166,22 +166,16 @@ class _ManagedPolicy:
                     raise
                 metrics.counters["model_retries"] += 1
                 await anyio.sleep(self.backoff * random.uniform(0.5, 1.0))
-                return await self._retrying(messages, tools, sampling, ctx, 1)
-            t1 = time.perf_counter()
-            metrics.counters["model_calls"] += 1
-            metrics.hist["model_latency_s"].observe(t1 - t0)
-            if self.version and not c.policy_version:
-                c = c.model_copy(update={"policy_version": self.version})
-            gate = self.run.gate
-            if gate is not None:
-                wait = gate.enter()
-                if wait is not None:
-                    await wait
-                    metrics.hist["turn_wait_s"].observe(time.perf_counter() - t1)
-            return c
-        c = await self._retrying(messages, tools, sampling, ctx, 0)
+                c = await self._retrying(messages, tools, sampling, ctx, 1)
+            else:
+                metrics.counters["model_calls"] += 1
+                metrics.hist["model_latency_s"].observe(time.perf_counter() - t0)
+                if self.version and not c.policy_version:
+                    c = c.model_copy(update={"policy_version": self.version})
+        else:
+            c = await self._retrying(messages, tools, sampling, ctx, 0)
         gate = self.run.gate
-        if gate is not None:
+        if gate is not None:  # the rest of this turn may have to wait for its slice of the loop
             wait = gate.enter()
             if wait is not None:
                 t1 = time.perf_counter()

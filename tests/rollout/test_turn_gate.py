@@ -94,3 +94,27 @@ def test_turns_per_tick_must_be_positive_or_none() -> None:
     assert RolloutLimits(turns_per_tick=None).turns_per_tick is None
     with pytest.raises(ValidationError):
         RolloutLimits(turns_per_tick=0)
+
+
+@pytest.mark.anyio
+async def test_turns_after_a_retried_model_call_are_sliced_too() -> None:
+    from swarmgym.errors import PolicyConnectionError
+    from swarmgym.types import Completion, Message
+
+    seen: set[str] = set()
+
+    class FlakyOnce:
+        """Every episode's first call fails with a transient error; the retry answers."""
+
+        async def complete(self, messages, tools, sampling, *, ctx=None):  # type: ignore[no-untyped-def]
+            if ctx.episode_id not in seen:
+                seen.add(ctx.episode_id)
+                raise PolicyConnectionError("connection reset")
+            return Completion(message=Message(role="assistant", content="42"))
+
+    env = AgentEnv(tasks(50), judge=exact_judge())
+    mgr = RolloutManager(FlakyOnce(), RolloutLimits(max_episodes=50, turns_per_tick=1, retry_backoff_s=0.0))
+    out = await mgr.run(env)
+    assert len(out) == 50 and all(t.status == "ok" and t.reward == 1.0 for t in out)
+    assert mgr.metrics.counters["model_retries"] == 50
+    assert mgr.metrics.hist["turn_wait_s"].n > 0  # the retried calls' turns went through the gate
