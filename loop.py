@@ -86,20 +86,24 @@ async def run_episode(
     # frame each resumption passes through and another object for the cyclic GC, per episode.
     try:
         try:
-            # _begin is areset without building the observation; an env that overrides areset gets it called
-            begin = ep.areset if ep._areset_overridden else ep._begin
-            await begin(
-                seed=seed,
-                task=task,
-                role=role,
-                trainable=trainable,
-                parent_id=parent_id,
-                group_id=group_id,
-                sample_index=sample_index,
-                spawn=spawn,
-                depth=depth,
-                trajectory_id=trajectory_id,
-            )
+            if ep._areset_overridden or not ep.done:  # a custom areset, or a running episode to end first
+                await ep.areset(
+                    seed=seed,
+                    task=task,
+                    role=role,
+                    trainable=trainable,
+                    parent_id=parent_id,
+                    group_id=group_id,
+                    sample_index=sample_index,
+                    spawn=spawn,
+                    depth=depth,
+                    trajectory_id=trajectory_id,
+                )
+            else:  # areset's own steps, without its observation and, when nothing needs setup, no coroutine
+                ep._start(seed, None, task, role, trainable, parent_id, group_id, sample_index, spawn, depth,
+                          trajectory_id)
+                if ep._per_episode_setup:
+                    await ep._setup(ep._ep)
         except Exception:
             # Setup failed after the trajectory existed (no sandbox, a toolset's setup raised): an error
             # episode like any other, so a run reports it (and its breaker can trip) instead of crashing.

@@ -48,6 +48,7 @@ from ..types import (
     ToolSpec,
     Trajectory,
     TrajectoryStatus,
+    _trusted,
     new_id,
 )
 from .spaces import AssistantActionSpace, coerce_action, observation_space
@@ -119,6 +120,12 @@ def _sync_function_tool(ts: Any, name: str) -> Any:
 
 
 _new_trajectory = Trajectory.__pydantic_validator__.validate_python
+# What a fork does not share with its origin: the running episode, the sync portal and the rng.
+_FRESH_EPISODE_STATE = {"_ep": None, "_portal": None, "_np_random": None, "_np_random_seed": None, "_lazy_seed": None}
+# The fields a new trajectory is given (the rest start at their defaults): its __pydantic_fields_set__.
+_TRAJECTORY_GIVEN = frozenset(
+    {"id", "task_id", "sample_index", "env_id", "group_id", "parent_id", "role", "trainable", "messages", "tools"}
+)
 
 
 class _Episode:
@@ -246,13 +253,15 @@ class AgentEnv(gymnasium.Env):
         One AgentEnv runs one episode at a time; the rollout manager forks one per concurrent episode.
         """
         new = object.__new__(type(self))  # cheaper than copy.copy; same shallow copy
-        new.__dict__.update(self.__dict__)
-        new._ep = None
-        new._portal = None
-        new._np_random = None
-        new._np_random_seed = None
-        new._lazy_seed = None
+        state = self.__dict__.copy()
+        state.update(_FRESH_EPISODE_STATE)
+        object.__setattr__(new, "__dict__", state)
         return new
+
+    @property
+    def _per_episode_setup(self) -> bool:
+        """Whether an episode needs :meth:`_setup` (a sandbox to acquire, toolsets with setup/teardown)."""
+        return self.sandbox is not None or bool(self._setups) or bool(self._teardowns)
 
     @property
     def np_random(self) -> Any:
@@ -377,9 +386,30 @@ class AgentEnv(gymnasium.Env):
         depth: int = 0,
         trajectory_id: str | None = None,
     ) -> None:
-        """``areset`` without building the observation (``run_episode`` does not need one)."""
+        """``areset`` without building the observation."""
         if self._ep is not None and not self._ep.done:
             await self.aclose_episode("cancelled", "reset before the episode finished")
+        ep = self._start(seed, options, task, role, trainable, parent_id, group_id, sample_index, spawn, depth,
+                         trajectory_id)
+        if self._per_episode_setup:
+            await self._setup(ep)
+
+    def _start(
+        self,
+        seed: int | None,
+        options: dict[str, Any] | None,
+        task: Task | None,
+        role: str,
+        trainable: bool,
+        parent_id: str | None,
+        group_id: str | None,
+        sample_index: int,
+        spawn: Callable[..., Any] | None,
+        depth: int,
+        trajectory_id: str | None,
+    ) -> _Episode:
+        """The synchronous part of a reset: pick and enhance the task, open the trajectory (no previous
+        episode may be running; per-episode setup follows in :meth:`_setup` when ``_per_episode_setup``)."""
         if task is not None and seed is not None and not self.enhancers:
             # Nothing here draws from the rng when the task is given: seed it lazily on first use, so the
             # rollout path does not build a numpy Generator (~15 µs) per episode for nothing.
@@ -401,11 +431,18 @@ class AgentEnv(gymnasium.Env):
             rng = random.Random(int(self.np_random.integers(2**62)))
             for e in self.enhancers:
                 t = e.enhance(t, rng)
-        # Validated by pydantic's Rust validator called directly: model_construct's Python-level path is
-        # slower for these models, and the constructor adds a Python layer on top of the same call.
-        traj = _new_trajectory(
-            {
-                "id": trajectory_id or new_id("traj_"),
+        tid = trajectory_id or new_id("traj_")
+        messages = self._opening(t)
+        if (  # the caller's values have the field types already (always, from the loop): no validation
+            type(sample_index) is int
+            and type(role) is str
+            and type(trainable) is bool
+            and (group_id is None or type(group_id) is str)
+            and (parent_id is None or type(parent_id) is str)
+            and type(tid) is str
+        ):
+            values = {  # every field, in declaration order (the order of model_dump and the JSON)
+                "id": tid,
                 "task_id": t.id,
                 "sample_index": sample_index,
                 "env_id": self.env_id,
@@ -413,34 +450,52 @@ class AgentEnv(gymnasium.Env):
                 "parent_id": parent_id,
                 "role": role,
                 "trainable": trainable,
-                "messages": self._opening(t),
+                "messages": messages,
+                "completions": [],
                 "tools": list(self.tool_specs),
+                "reward": 0.0,
+                "judge": None,
+                "metrics": {},
+                "status": "ok",
+                "error": None,
+                "children": [],
+                "info": {},
             }
-        )
+            traj = _trusted(Trajectory, values, set(_TRAJECTORY_GIVEN))
+        else:  # validated: a clear error for a wrong type from a user's call
+            traj = _new_trajectory({
+                "id": tid, "task_id": t.id, "sample_index": sample_index, "env_id": self.env_id,
+                "group_id": group_id, "parent_id": parent_id, "role": role, "trainable": trainable,
+                "messages": messages, "tools": list(self.tool_specs),
+            })
         ctx = ToolContext(
             task=t, spawn=spawn or self._default_spawn, env=self, episode_id=traj.id, role=role, depth=depth
         )
         ep = _Episode(t, traj, ctx)
         self._ep = ep
-        if self.sandbox is not None or self._setups or self._teardowns:
-            ep.stack = stack = contextlib.AsyncExitStack()
-            try:
-                if self.sandbox is not None:
-                    ctx.sandbox = await stack.enter_async_context(self.sandbox.acquire())
-                for ts in self.toolsets:
-                    if ts in self._setups:
-                        await ts.setup(ctx)
-                    if ts in self._teardowns:
-                        stack.push_async_callback(ts.teardown, ctx)
-            except BaseException as e:
-                with anyio.CancelScope(shield=True):
-                    await stack.aclose()
-                ep.done = True
-                # the trajectory records why the episode never started (a sandbox that could not be had, a
-                # failing toolset setup); the exception still tells the caller
-                traj.status = "cancelled" if isinstance(e, anyio.get_cancelled_exc_class()) else "error"
-                traj.error = f"episode setup failed: {type(e).__name__}: {e}"
-                raise
+        return ep
+
+    async def _setup(self, ep: _Episode) -> None:
+        """Acquire the episode's sandbox and run the toolsets' setup (if this env has any of them)."""
+        ctx, traj = ep.ctx, ep.traj
+        ep.stack = stack = contextlib.AsyncExitStack()
+        try:
+            if self.sandbox is not None:
+                ctx.sandbox = await stack.enter_async_context(self.sandbox.acquire())
+            for ts in self.toolsets:
+                if ts in self._setups:
+                    await ts.setup(ctx)
+                if ts in self._teardowns:
+                    stack.push_async_callback(ts.teardown, ctx)
+        except BaseException as e:
+            with anyio.CancelScope(shield=True):
+                await stack.aclose()
+            ep.done = True
+            # the trajectory records why the episode never started (a sandbox that could not be had, a
+            # failing toolset setup); the exception still tells the caller
+            traj.status = "cancelled" if isinstance(e, anyio.get_cancelled_exc_class()) else "error"
+            traj.error = f"episode setup failed: {type(e).__name__}: {e}"
+            raise
 
     async def astep(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         """Take one assistant turn; returns ``(obs, reward, terminated, truncated, info)``.
@@ -474,7 +529,7 @@ class AgentEnv(gymnasium.Env):
         traj.messages.append(msg)
         traj.completions.append(completion)
         ep.turn += 1
-        calls = msg.tool_calls or []
+        calls = msg.tool_calls or ()
         terminated = not calls
         n_err = 0
         if calls:
@@ -576,13 +631,17 @@ class AgentEnv(gymnasium.Env):
             return
         ep.done = True
         traj = ep.traj
+        ctx = ep.ctx
+        # the loop's own well-typed values, stored as Trajectory.__setattr__ would, without its call overhead
+        values, fields_set = traj.__dict__, traj.__pydantic_fields_set__
+        values["status"] = status
+        fields_set.add("status")
         if error is not None:
-            traj._assign(status=status, error=error)
-        else:
-            traj._assign(status=status)
+            values["error"] = error
+            fields_set.add("error")
         try:
             if status in ("ok", "truncated"):
-                jctx = JudgeContext(sandbox=ep.ctx.sandbox, spawn=ep.ctx.spawn, state=ep.ctx.state, step=self.judge_step)
+                jctx = JudgeContext(sandbox=ctx.sandbox, spawn=ctx.spawn, state=ctx.state, step=self.judge_step)
                 timeout = self.limits.judge_timeout_s
                 if timeout is None:  # safe_score's failure policy inline: one coroutine less per episode
                     try:
@@ -593,7 +652,10 @@ class AgentEnv(gymnasium.Env):
                         res = judge_error_result(e)
                 else:
                     res = await safe_score(self.judge, ep.task, traj, jctx, timeout=timeout)
-                traj._assign(judge=res, reward=res.reward)
+                values["judge"] = res
+                values["reward"] = res.reward
+                fields_set.add("judge")
+                fields_set.add("reward")
         finally:
             if ep.stack is not None:
                 with anyio.CancelScope(shield=True):
@@ -610,8 +672,8 @@ class AgentEnv(gymnasium.Env):
             for c in traj.completions:  # (a plain loop: a generator per episode costs more here)
                 model_time += c.latency_s
             m["model_time_s"] = model_time
-            if ep.ctx.metrics:
-                m.update(ep.ctx.metrics)
+            if ctx.metrics:
+                m.update(ctx.metrics)
 
     async def aclose_episode(self, status: TrajectoryStatus = "cancelled", error: str | None = None) -> None:
         """End the running episode without judging (cancelled/error), releasing its resources."""

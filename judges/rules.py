@@ -26,7 +26,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..types import JudgeResult, Task, Trajectory
+from ..types import JudgeResult, Task, Trajectory, _trusted
 from .base import JudgeContext
 from .extract import answer_format_of, extract_answer
 
@@ -149,7 +149,7 @@ class OutcomeJudge:
         self.answer_format = answer_format
         self.fallback = fallback
         if name:
-            self.name = name
+            self.name = str(name)
 
     def extract(self, task: Task, text: str) -> str | None:
         """The predicted answer in ``text``, following the task's recorded format."""
@@ -164,10 +164,13 @@ class OutcomeJudge:
     async def score(self, task: Task, trajectory: Trajectory, ctx: JudgeContext) -> JudgeResult:
         pred = self.extract(task, response_text(trajectory))
         if pred is None:
-            return JudgeResult(reward=0.0, facets={self.name: 0.0, "extracted": 0.0}, info={"extracted": None})
-        r = float(self.compare(pred, task.answer, task))
-        r = min(1.0, max(0.0, r)) if math.isfinite(r) else 0.0
-        return JudgeResult(reward=r, facets={self.name: r, "extracted": 1.0}, info={"extracted": pred[:1000]})
+            r, facets, info = 0.0, {self.name: 0.0, "extracted": 0.0}, {"extracted": None}
+        else:
+            r = float(self.compare(pred, task.answer, task))
+            r = min(1.0, max(0.0, r)) if math.isfinite(r) else 0.0
+            facets, info = {self.name: r, "extracted": 1.0}, {"extracted": pred[:1000]}
+        # built here from a float and str-keyed float dicts: no validation needed (one per episode)
+        return _trusted(JudgeResult, {"reward": r, "facets": facets, "info": info}, {"reward", "facets", "info"})
 
 
 def _stripped(x: Any) -> str:

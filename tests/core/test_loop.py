@@ -534,3 +534,32 @@ async def test_an_env_that_overrides_areset_gets_it_called_by_run_episode() -> N
     traj = await run(Greeting([TASK], toolsets=[Probe()]), ["done"])
     assert traj.info.get("greeted") is True and "greeted" not in plain.info
     assert traj.status == "ok" and traj.final_text == "done"
+
+
+@pytest.mark.anyio
+async def test_the_loops_unvalidated_trajectory_equals_a_validated_one() -> None:
+    # run_episode builds trajectories and judge results without pydantic validation (a hot path): they
+    # must hold every field, with the same values and set-fields a validated model has.
+    from swarmgym.judges.rules import ExactMatch
+    from swarmgym.types import JudgeResult
+
+    env = AgentEnv([TASK], judge=ExactMatch(answer_format=None))
+    traj = await run(env, ["42"], group_id="g", sample_index=3, parent_id="p0")
+    assert set(traj.__dict__) == set(Trajectory.model_fields)
+    again = Trajectory.model_validate(traj.model_dump())
+    assert again == traj and again.model_dump_json() == traj.model_dump_json()
+    assert traj.__pydantic_fields_set__ >= {"id", "task_id", "sample_index", "group_id", "messages", "status", "judge"}
+    assert (traj.group_id, traj.sample_index, traj.parent_id, traj.reward) == ("g", 3, "p0", 1.0)
+    assert isinstance(traj.judge, JudgeResult) and JudgeResult.model_validate(traj.judge.model_dump()) == traj.judge
+    assert traj.judge.facets == {"exact": 1.0, "extracted": 1.0}
+    traj.metrics["x"] = 1.0  # fresh containers per episode: nothing shared with the next trajectory
+    other = await run(env, ["41"])
+    assert "x" not in other.metrics and other.reward == 0.0 and other.messages is not traj.messages
+
+
+@pytest.mark.anyio
+async def test_run_episode_validates_values_of_the_wrong_type() -> None:
+    traj = await run(make_env(), ["hi"], sample_index="3")  # lax, like the validated constructor: "3" -> 3
+    assert traj.sample_index == 3 and type(traj.sample_index) is int
+    with pytest.raises(Exception, match="sample_index"):
+        await run(make_env(), ["hi"], sample_index="three")
