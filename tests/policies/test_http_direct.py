@@ -1,0 +1,263 @@
+"""HTTPClient's direct route (aiohttp's pool and parser without ClientSession) against a real aiohttp server on
+127.0.0.1 that answers in every way HTTP allows: chunked, gzip, ``Connection: close``, 1xx, garbage, big
+bodies. Each behaviour is checked on both routes (``direct=True`` and the ``session.post`` fallback)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from swarmgym.errors import ConfigError, PolicyConnectionError, PolicyHTTPError, PolicyTimeoutError
+from swarmgym.policies._direct import supported
+from swarmgym.policies._http import HTTPClient
+
+pytestmark = pytest.mark.anyio
+ROUTES = pytest.mark.parametrize("direct", [True, False], ids=["direct", "session"])
+FAST = {"backoff_base": 0.001, "backoff_max": 0.01}
+
+
+class Server:
+    """An aiohttp app whose handlers record what they saw (peers, headers, bodies)."""
+
+    def __init__(self) -> None:
+        self.peers: list[Any] = []
+        self.headers: list[dict[str, str]] = []
+        self.calls = 0
+        self.release = asyncio.Event()  # set at teardown: slow handlers end, so the server stops at once
+        app = web.Application(client_max_size=64 * 2**20)
+        app.router.add_post("/echo", self.echo)
+        app.router.add_post("/chunked", self.chunked)
+        app.router.add_post("/gzip", self.gzipped)
+        app.router.add_post("/close", self.close)
+        app.router.add_post("/big", self.big)
+        app.router.add_post("/flaky", self.flaky)
+        app.router.add_post("/slow", self.slow)
+        self.app = app
+
+    def _seen(self, request: web.Request) -> None:
+        self.calls += 1
+        self.peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        self.headers.append(dict(request.headers))
+
+    async def echo(self, request: web.Request) -> web.Response:
+        self._seen(request)
+        body = await request.read()
+        return web.json_response({"len": len(body), "body": json.loads(body)})
+
+    async def chunked(self, request: web.Request) -> web.StreamResponse:
+        self._seen(request)
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for part in (b'{"parts": [', b'1, 2, ', b"3]}"):
+            await resp.write(part)
+        await resp.write_eof()
+        return resp
+
+    async def gzipped(self, request: web.Request) -> web.Response:
+        self._seen(request)
+        return web.Response(
+            body=gzip.compress(b'{"zipped": true}'),
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        )
+
+    async def close(self, request: web.Request) -> web.Response:
+        self._seen(request)
+        return web.json_response({"n": self.calls}, headers={"Connection": "close"})
+
+    async def big(self, request: web.Request) -> web.Response:
+        self._seen(request)
+        body = await request.read()
+        return web.json_response({"echo": json.loads(body)["text"] * 2})
+
+    async def flaky(self, request: web.Request) -> web.Response:
+        self._seen(request)
+        if self.calls % 2:
+            return web.json_response({"error": "busy"}, status=429, headers={"Retry-After": "0"})
+        return web.json_response({"ok": self.calls})
+
+    async def slow(self, request: web.Request) -> web.Response:
+        self._seen(request)
+        await asyncio.wait_for(self.release.wait(), 5)
+        return web.json_response({})
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[Server, str]]:
+    srv = Server()
+    runner = web.AppRunner(srv.app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield srv, f"http://127.0.0.1:{port}"
+    finally:
+        srv.release.set()
+        await runner.cleanup()
+
+
+def test_the_installed_aiohttp_supports_the_direct_route() -> None:
+    # If this fails after an aiohttp upgrade, HTTPClient silently falls back to session.post: slower, not wrong.
+    assert supported()
+
+
+@ROUTES
+async def test_json_round_trip_headers_and_keep_alive(server: tuple[Server, str], direct: bool) -> None:
+    srv, url = server
+    client = HTTPClient(url, api_key="k3y", direct=direct, **FAST)
+    try:
+        for i in range(5):
+            out = await client.post("/echo", json.dumps({"i": i, "text": "héllo"}).encode())
+            assert out["body"] == {"i": i, "text": "héllo"}
+        assert (client._routes is not None) is direct
+    finally:
+        await client.aclose()
+    assert len(set(srv.peers)) == 1  # one pooled connection served all five calls
+    h = srv.headers[-1]
+    assert h["Host"] == url.removeprefix("http://")
+    assert h["Authorization"] == "Bearer k3y" and h["Content-Type"] == "application/json"
+    assert int(h["Content-Length"]) == len(json.dumps({"i": 4, "text": "héllo"}).encode())
+
+
+@ROUTES
+async def test_chunked_and_gzip_responses(server: tuple[Server, str], direct: bool) -> None:
+    _, url = server
+    async with _client(url, direct) as client:
+        assert await client.post("/chunked", b"{}") == {"parts": [1, 2, 3]}
+        assert await client.post("/gzip", b"{}") == {"zipped": True}
+        assert await client.post("/echo", b'{"after": 1}') == {"len": 12, "body": {"after": 1}}
+
+
+@ROUTES
+async def test_connection_close_is_honoured(server: tuple[Server, str], direct: bool) -> None:
+    srv, url = server
+    async with _client(url, direct) as client:
+        outs = [await client.post("/close", b"{}") for _ in range(3)]
+    assert [o["n"] for o in outs] == [1, 2, 3]
+    assert len(set(srv.peers)) == 3  # each answer closed its connection: a new one per call
+
+
+@ROUTES
+async def test_big_request_and_response_bodies(server: tuple[Server, str], direct: bool) -> None:
+    _, url = server
+    text = "x" * (3 * 2**20)
+    async with _client(url, direct) as client:
+        out = await client.post("/big", json.dumps({"text": text}).encode())
+    assert out["echo"] == text * 2
+
+
+@ROUTES
+async def test_retry_after_and_retries(server: tuple[Server, str], direct: bool) -> None:
+    srv, url = server
+    async with _client(url, direct) as client:
+        assert await client.post("/flaky", b"{}") == {"ok": 2}
+    assert srv.calls == 2
+
+
+@ROUTES
+async def test_error_status_and_timeout_then_the_pool_still_works(server: tuple[Server, str], direct: bool) -> None:
+    srv, url = server
+    async with _client(url, direct, timeout=0.2) as client:
+        with pytest.raises(PolicyHTTPError, match="answered 404"):
+            await client.post("/missing", b"{}")
+        with pytest.raises(PolicyTimeoutError):
+            await client.post("/slow", b"{}")
+        # the timed-out exchange's connection was closed, not returned half-read to the pool
+        assert await client.post("/echo", b'{"a": 1}') == {"len": 8, "body": {"a": 1}}
+
+
+@ROUTES
+async def test_cancelled_calls_leave_the_pool_usable(server: tuple[Server, str], direct: bool) -> None:
+    _, url = server
+    async with _client(url, direct, max_connections=2) as client:
+        tasks = [asyncio.create_task(client.post("/slow", b"{}")) for _ in range(4)]
+        await asyncio.sleep(0.1)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        outs = await asyncio.gather(*(client.post("/echo", b'{"b": 2}') for _ in range(4)))
+    assert all(o == {"len": 8, "body": {"b": 2}} for o in outs)
+
+
+async def _garbage_server(reply: bytes) -> tuple[asyncio.AbstractServer, str]:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}"
+
+
+@ROUTES
+async def test_a_server_that_does_not_speak_http(direct: bool) -> None:
+    server, url = await _garbage_server(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+    try:
+        async with _client(url, direct) as client:
+            with pytest.raises(PolicyHTTPError, match="invalid HTTP response"):
+                await client.post("/x", b"{}")
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@ROUTES
+async def test_a_server_that_closes_without_answering(direct: bool) -> None:
+    server, url = await _garbage_server(b"")
+    try:
+        async with _client(url, direct, max_retries=1) as client:
+            with pytest.raises(PolicyConnectionError, match="dropped the connection .* after 2 attempt"):
+                await client.post("/x", b"{}")
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@ROUTES
+async def test_a_truncated_body_is_a_dropped_connection(direct: bool) -> None:
+    reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\": "
+    server, url = await _garbage_server(reply)
+    try:
+        async with _client(url, direct, max_retries=0) as client:
+            with pytest.raises(PolicyConnectionError, match="dropped the connection"):
+                await client.post("/x", b"{}")
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@ROUTES
+async def test_connection_refused(direct: bool) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with _client(f"http://127.0.0.1:{port}", direct) as client:
+        with pytest.raises(PolicyConnectionError, match="connection refused"):
+            await client.post("/x", b"{}")
+
+
+def test_an_api_key_with_a_line_break_is_refused() -> None:
+    with pytest.raises(ConfigError, match="line break"):
+        HTTPClient("http://127.0.0.1:1", api_key="k\r\nX-Injected: 1")
+
+
+class _client:
+    """``async with _client(url, direct, **kw) as client``: an HTTPClient closed on exit."""
+
+    def __init__(self, url: str, direct: bool, **kw: Any) -> None:
+        self.client = HTTPClient(url, direct=direct, **{**FAST, **kw})
+
+    async def __aenter__(self) -> HTTPClient:
+        return self.client
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.aclose()
