@@ -88,7 +88,9 @@ class DirectRoute:
             protocol, transport = conn.protocol, conn.transport
             if protocol is None or transport is None:
                 raise ServerDisconnectedError()
-            protocol.set_response_params()  # a fresh parser for this response, before any byte can arrive
+            # a fresh parser for this response, before any byte can arrive; a body without a length ends at
+            # EOF, as with ClientSession's default
+            protocol.set_response_params(read_until_eof=True)
             transport.write(b"%b%d\r\n\r\n%b" % (self._head, len(body), body))
             try:
                 while True:

@@ -236,6 +236,18 @@ async def test_a_truncated_body_is_a_dropped_connection(direct: bool) -> None:
 
 
 @ROUTES
+async def test_a_body_without_a_length_ends_at_eof(direct: bool) -> None:
+    reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"until\": \"eof\"}"
+    server, url = await _garbage_server(reply)
+    try:
+        async with _client(url, direct) as client:
+            assert await client.post("/x", b"{}") == {"until": "eof"}
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@ROUTES
 async def test_connection_refused(direct: bool) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
