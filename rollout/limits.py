@@ -46,7 +46,7 @@ class RolloutLimits(BaseModel):
     """Extra attempts per model call after a transient policy error (connection, timeout, 408/429/5xx)."""
     retry_backoff_s: float = Field(0.5, ge=0)
     """First retry delay (doubles per attempt, with jitter)."""
-    admission_burst: int = Field(256, ge=1)
+    admission_burst: int = Field(128, ge=1)
     """Episodes started per event-loop turn; admission then yields so running episodes keep flowing."""
     turns_per_tick: int | None = Field(16, ge=1)
     """Episode turns that go on per event-loop iteration once their model call returned; the rest wait their
