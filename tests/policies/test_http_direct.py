@@ -273,3 +273,68 @@ class _client:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.client.aclose()
+
+
+TLS_CHILD = r"""
+import asyncio, ssl, sys
+from aiohttp import web
+from swarmgym.errors import PolicyConnectionError
+from swarmgym.policies._http import HTTPClient
+
+async def echo(request):
+    return web.json_response({"got": await request.json()})
+
+async def main(cert, key):
+    app = web.Application()
+    app.router.add_post("/e", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
+    await site.start()
+    port = runner.addresses[0][1]
+    for direct in (True, False):
+        client = HTTPClient(f"https://localhost:{port}", direct=direct)
+        try:
+            out = [await client.post("/e", b'{"x": %d}' % i) for i in range(2)]
+            print(direct, out == [{"got": {"x": 0}}, {"got": {"x": 1}}], client._routes is not None)
+        except PolicyConnectionError as e:
+            print(direct, "refused:", e)
+        finally:
+            await client.aclose()
+    await runner.cleanup()
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+def test_tls_on_both_routes(tmp_path: Any) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    script = tmp_path / "child.py"
+    script.write_text(TLS_CHILD)
+
+    def run(trust: bool) -> list[str]:
+        env = {k: v for k, v in os.environ.items() if k != "SSL_CERT_FILE"}
+        if trust:
+            env["SSL_CERT_FILE"] = str(cert)  # the child's default SSL context trusts our certificate
+        r = subprocess.run([sys.executable, str(script), str(cert), str(key)], capture_output=True, text=True,
+                           env=env, cwd=tmp_path, timeout=60)  # fmt: skip
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout.splitlines()
+
+    assert run(trust=True) == ["True True True", "False True False"]
+    untrusted = run(trust=False)
+    assert len(untrusted) == 2 and all("refused:" in line and "certificate verify failed" in line for line in untrusted)
