@@ -120,6 +120,8 @@ def _sync_function_tool(ts: Any, name: str) -> Any:
 
 
 _new_trajectory = Trajectory.__pydantic_validator__.validate_python
+# A user message's fields at their defaults (for _opening's unvalidated construction).
+_USER_MESSAGE = {name: f.default for name, f in Message.model_fields.items()} | {"role": "user"}
 # What a fork does not share with its origin: the running episode, the sync portal and the rng.
 _FRESH_EPISODE_STATE = {"_ep": None, "_portal": None, "_np_random": None, "_np_random_seed": None, "_lazy_seed": None}
 # The fields a new trajectory is given (the rest start at their defaults): its __pydantic_fields_set__.
@@ -323,7 +325,9 @@ class AgentEnv(gymnasium.Env):
             if last is not None and last[0] is task:
                 user = last[1]
             else:
-                user = Message(role="user", content=task.prompt)  # the system message is built once per env
+                # a validated task's str prompt makes a valid message: no second validation (the system
+                # message is built once per env)
+                user = _trusted(Message, {**_USER_MESSAGE, "content": task.prompt}, {"role", "content"})
                 self._last_opening[0] = (task, user)
             return [self._system_message, user] if self._system_message is not None else [user]
         return list(task.prompt)

@@ -60,6 +60,9 @@ def group_stats(rewards: Sequence[float], success_threshold: float = 1.0) -> Gro
     n = len(rewards)
     if n == 0:
         return GroupStats(0, 0.0, 0.0, 0, True)
+    if n == 1:  # every episode of a run without groups comes through here: no generators
+        r = float(rewards[0])
+        return GroupStats(1, r, 0.0, int(r >= success_threshold), True)
     mean = sum(rewards) / n
     std = math.sqrt(sum((r - mean) ** 2 for r in rewards) / n)
     passed = sum(1 for r in rewards if r >= success_threshold)
