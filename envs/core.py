@@ -122,6 +122,8 @@ def _sync_function_tool(ts: Any, name: str) -> Any:
 _new_trajectory = Trajectory.__pydantic_validator__.validate_python
 # A user message's fields at their defaults (for _opening's unvalidated construction).
 _USER_MESSAGE = {name: f.default for name, f in Message.model_fields.items()} | {"role": "user"}
+_TOOL_MESSAGE = _USER_MESSAGE | {"role": "tool"}
+_TOOL_MESSAGE_FIELDS = frozenset({"role", "content", "tool_call_id", "name"})
 # What a fork does not share with its origin: the running episode, the sync portal and the rng.
 _FRESH_EPISODE_STATE = {"_ep": None, "_portal": None, "_np_random": None, "_np_random_seed": None, "_lazy_seed": None}
 # The fields a new trajectory is given (the rest start at their defaults): its __pydantic_fields_set__.
@@ -544,7 +546,11 @@ class AgentEnv(gymnasium.Env):
                 content = res.content
                 if isinstance(content, str):
                     content = truncate_middle(content, self.limits.max_tool_output_chars)
-                traj.messages.append(Message(role="tool", content=content, tool_call_id=call.id, name=call.name))
+                # from a validated ToolResult and ToolCall: a valid message without a second validation
+                traj.messages.append(
+                    _trusted(Message, {**_TOOL_MESSAGE, "content": content, "tool_call_id": call.id, "name": call.name},
+                             set(_TOOL_MESSAGE_FIELDS))
+                )
                 if not res.is_error and call.name in self._terminal_tools:
                     terminated = True
         budget = self.limits.max_total_tool_calls

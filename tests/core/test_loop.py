@@ -563,3 +563,13 @@ async def test_run_episode_validates_values_of_the_wrong_type() -> None:
     assert traj.sample_index == 3 and type(traj.sample_index) is int
     with pytest.raises(Exception, match="sample_index"):
         await run(make_env(), ["hi"], sample_index="three")
+
+
+@pytest.mark.anyio
+async def test_tool_messages_built_by_the_loop_equal_validated_ones() -> None:
+    traj = await run(make_env(), [calls(("count", {}), ("boom", {})), "done"])
+    for m in tool_messages(traj):
+        again = Message(role="tool", content=m.content, tool_call_id=m.tool_call_id, name=m.name)
+        assert again == m and again.model_dump_json() == m.model_dump_json()
+        assert m.__pydantic_fields_set__ == again.__pydantic_fields_set__
+    assert [m.content for m in tool_messages(traj)][0] == "1"
