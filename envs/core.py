@@ -248,7 +248,7 @@ class AgentEnv(gymnasium.Env):
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
-        # run_episode calls _begin (areset minus the observation) unless a subclass customised areset
+        # run_episode does areset's work itself (_start, _setup: no observation) unless a subclass customised it
         cls._areset_overridden = cls.areset is not AgentEnv.areset
 
     def fork(self) -> AgentEnv:
@@ -362,43 +362,13 @@ class AgentEnv(gymnasium.Env):
             depth: spawn depth of this episode.
             trajectory_id: use this id for the trajectory (default: a fresh random id).
         """
-        await self._begin(
-            seed=seed,
-            options=options,
-            task=task,
-            role=role,
-            trainable=trainable,
-            parent_id=parent_id,
-            group_id=group_id,
-            sample_index=sample_index,
-            spawn=spawn,
-            depth=depth,
-            trajectory_id=trajectory_id,
-        )
-        return self._observation(), {"task_id": self._ep.task.id, "turn": 0}  # type: ignore[union-attr]
-
-    async def _begin(
-        self,
-        *,
-        seed: int | None = None,
-        options: dict[str, Any] | None = None,
-        task: Task | None = None,
-        role: str = "main",
-        trainable: bool = True,
-        parent_id: str | None = None,
-        group_id: str | None = None,
-        sample_index: int = 0,
-        spawn: Callable[..., Any] | None = None,
-        depth: int = 0,
-        trajectory_id: str | None = None,
-    ) -> None:
-        """``areset`` without building the observation."""
         if self._ep is not None and not self._ep.done:
             await self.aclose_episode("cancelled", "reset before the episode finished")
         ep = self._start(seed, options, task, role, trainable, parent_id, group_id, sample_index, spawn, depth,
                          trajectory_id)
         if self._per_episode_setup:
             await self._setup(ep)
+        return self._observation(), {"task_id": ep.task.id, "turn": 0}
 
     def _start(
         self,
