@@ -5,6 +5,7 @@ bodies. Each behaviour is checked on both routes (``direct=True`` and the ``sess
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import socket
@@ -186,7 +187,10 @@ async def test_cancelled_calls_leave_the_pool_usable(server: tuple[Server, str],
     assert all(o == {"len": 8, "body": {"b": 2}} for o in outs)
 
 
-async def _garbage_server(reply: bytes) -> tuple[asyncio.AbstractServer, str]:
+@contextlib.asynccontextmanager
+async def _raw_server(reply: bytes) -> AsyncIterator[str]:
+    """A TCP server on 127.0.0.1 that reads a request, answers ``reply`` verbatim and closes; yields its URL."""
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(65536)
         writer.write(reply)
@@ -194,57 +198,40 @@ async def _garbage_server(reply: bytes) -> tuple[asyncio.AbstractServer, str]:
         writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    return server, f"http://127.0.0.1:{port}"
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 @ROUTES
 async def test_a_server_that_does_not_speak_http(direct: bool) -> None:
-    server, url = await _garbage_server(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
-    try:
-        async with _client(url, direct) as client:
-            with pytest.raises(PolicyHTTPError, match="invalid HTTP response"):
-                await client.post("/x", b"{}")
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with _raw_server(b"SSH-2.0-OpenSSH_9.2\r\n\r\n") as url, _client(url, direct) as client:
+        with pytest.raises(PolicyHTTPError, match="invalid HTTP response"):
+            await client.post("/x", b"{}")
 
 
 @ROUTES
 async def test_a_server_that_closes_without_answering(direct: bool) -> None:
-    server, url = await _garbage_server(b"")
-    try:
-        async with _client(url, direct, max_retries=1) as client:
-            with pytest.raises(PolicyConnectionError, match="dropped the connection .* after 2 attempt"):
-                await client.post("/x", b"{}")
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with _raw_server(b"") as url, _client(url, direct, max_retries=1) as client:
+        with pytest.raises(PolicyConnectionError, match="dropped the connection .* after 2 attempt"):
+            await client.post("/x", b"{}")
 
 
 @ROUTES
 async def test_a_truncated_body_is_a_dropped_connection(direct: bool) -> None:
     reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\": "
-    server, url = await _garbage_server(reply)
-    try:
-        async with _client(url, direct, max_retries=0) as client:
-            with pytest.raises(PolicyConnectionError, match="dropped the connection"):
-                await client.post("/x", b"{}")
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with _raw_server(reply) as url, _client(url, direct, max_retries=0) as client:
+        with pytest.raises(PolicyConnectionError, match="dropped the connection"):
+            await client.post("/x", b"{}")
 
 
 @ROUTES
 async def test_a_body_without_a_length_ends_at_eof(direct: bool) -> None:
     reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"until\": \"eof\"}"
-    server, url = await _garbage_server(reply)
-    try:
-        async with _client(url, direct) as client:
-            assert await client.post("/x", b"{}") == {"until": "eof"}
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with _raw_server(reply) as url, _client(url, direct) as client:
+        assert await client.post("/x", b"{}") == {"until": "eof"}
 
 
 @ROUTES
