@@ -15,8 +15,9 @@ as a third mode (``policy_ratio_vs_bare``), so the cost of the HTTP client and o
 separately: swarmgym's HTTP client does not go through ``ClientSession`` (see ``swarmgym.policies._direct``)
 and needs about half the CPU of the bare loop, so ``ratio_vs_bare`` exceeds 1; ``episode_ratio_vs_policy``
 (rollouts/s ÷ policy calls/s) and ``episode_overhead_us`` (client CPU per rollout minus per policy call) are
-what the episode itself costs on top of its model call. Each mode runs ``repeats`` times, alternating, best kept (the machine is shared; the best run is
-the least disturbed one). Client CPU per call is reported too (``time.process_time`` of this process only).
+what the episode itself costs on top of its model call. Each mode runs ``repeats`` times, alternating, best
+kept (the machine is shared; the best run is the least disturbed one). Client CPU per call is reported too
+(``time.process_time`` of this process only).
 
 All modes are client-CPU-bound, and with 256 episodes in flight CPython's cyclic GC is a large share of the
 client's time (full collections rescan every module object). ``--freeze-gc`` calls ``gc.freeze()`` after

@@ -612,13 +612,10 @@ class AgentEnv(gymnasium.Env):
         ep.done = True
         traj = ep.traj
         ctx = ep.ctx
-        # the loop's own well-typed values, stored as Trajectory.__setattr__ would, without its call overhead
-        values, fields_set = traj.__dict__, traj.__pydantic_fields_set__
-        values["status"] = status
-        fields_set.add("status")
         if error is not None:
-            values["error"] = error
-            fields_set.add("error")
+            traj._assign(status=status, error=error)
+        else:
+            traj._assign(status=status)
         try:
             if status in ("ok", "truncated"):
                 jctx = JudgeContext(sandbox=ctx.sandbox, spawn=ctx.spawn, state=ctx.state, step=self.judge_step)
@@ -632,10 +629,7 @@ class AgentEnv(gymnasium.Env):
                         res = judge_error_result(e)
                 else:
                     res = await safe_score(self.judge, ep.task, traj, jctx, timeout=timeout)
-                values["judge"] = res
-                values["reward"] = res.reward
-                fields_set.add("judge")
-                fields_set.add("reward")
+                traj._assign(judge=res, reward=res.reward)
         finally:
             if ep.stack is not None:
                 with anyio.CancelScope(shield=True):
