@@ -86,6 +86,8 @@ class DirectRoute:
         self._key_request = aiohttp.ClientRequest("POST", url, loop=asyncio.get_running_loop())
         self._timeout = aiohttp.ClientTimeout()  # deadlines are HTTPClient's (coalesced timers), not aiohttp's
         lines = [f"POST {url.raw_path_qs} HTTP/1.1", f"Host: {url.host_port_subcomponent}"]
+        if url.user is not None and "Authorization" not in headers:  # http://user:pass@host/… as aiohttp does
+            headers = {**headers, "Authorization": aiohttp.BasicAuth.from_url(url).encode()}  # type: ignore[union-attr]
         for name, value in headers.items():
             if any(c in name + value for c in "\r\n"):
                 raise ValueError(f"header {name!r} contains a line break")

@@ -128,6 +128,17 @@ async def test_json_round_trip_headers_and_keep_alive(server: tuple[Server, str]
 
 
 @ROUTES
+async def test_credentials_in_the_url_are_sent_as_basic_auth(server: tuple[Server, str], direct: bool) -> None:
+    import base64
+
+    srv, url = server
+    async with _client(url.replace("http://", "http://u%40x:p%3Ass@"), direct) as client:
+        assert await client.post("/echo", b"{}") == {"len": 2, "body": {}}
+    assert srv.headers[-1]["Authorization"] == "Basic " + base64.b64encode(b"u@x:p:ss").decode()
+    assert srv.headers[-1]["Host"] == url.removeprefix("http://")
+
+
+@ROUTES
 async def test_chunked_and_gzip_responses(server: tuple[Server, str], direct: bool) -> None:
     _, url = server
     async with _client(url, direct) as client:
