@@ -6,7 +6,9 @@ body: ~70 µs of client CPU per call on a 2-core machine, for a request whose by
 body. A :class:`DirectRoute` keeps the parts that matter and are aiohttp's: the session's connector (pooling,
 keep-alive, DNS cache, TLS, connection limits) and its protocol (aiohttp's C HTTP/1.1 response parser:
 Content-Length and chunked bodies, gzip/deflate, ``Connection: close``). Per request it writes a prepared
-head plus the body to the pooled connection and reads one response: ~35 µs per call on the same machine.
+head plus the body to the pooled connection and reads one response. Measured on that machine against the
+fake server: a POST + JSON parse loop on this route ~38 µs of client CPU per call, on ``session.post`` ~108 µs;
+a whole ``OpenAIPolicy.complete`` 43 µs instead of ~100 µs.
 
 It relies on three aiohttp interfaces: ``BaseConnector.connect`` (documented), ``Connection.protocol`` /
 ``transport`` / ``release()`` / ``close()`` (documented) and the protocol's ``set_response_params()`` and
