@@ -96,8 +96,8 @@ class DirectRoute:
             lines.append(f"{name}: {value}")
         self._head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
 
-    async def post(self, body: bytes) -> tuple[int, bytes, str | None]:
-        """Send ``body`` and read the answer: ``(status, body, Retry-After header or None)``.
+    async def post(self, body: bytes) -> tuple[int, bytes, Any]:
+        """Send ``body`` and read the answer: ``(status, body, headers)`` (headers: None for a 200).
 
         Raises what ``session.post`` raises for the same failures: ``ClientConnectorError`` (cannot connect),
         ``ServerDisconnectedError`` / ``ClientOSError`` (connection dropped or reset), ``ClientPayloadError``
@@ -131,5 +131,5 @@ class DirectRoute:
         # body was not read to its end
         conn.release()
         status = message.code
-        return status, data, None if status == 200 else message.headers.get("Retry-After")
+        return status, data, None if status == 200 else message.headers
 

@@ -240,7 +240,7 @@ class HTTPClient:
                     route = routes.get(path)
                     if route is None:
                         route = routes[path] = DirectRoute(session, url, self._headers)
-                    status, raw, retry_after = await route.post(body)
+                    status, raw, headers = await route.post(body)
                 else:
                     # a ready Payload skips aiohttp's payload-registry lookup (~1-2 µs per request)
                     # (aiohttp warns about bytes bodies over 1 MiB: long prompts go as a stream)
@@ -249,10 +249,10 @@ class HTTPClient:
                         if len(body) <= 2**20
                         else self._BytesIOPayload(io.BytesIO(body), content_type="application/json")
                     )
-                    async with session.post(url, data=payload) as resp:
+                    async with session.post(url, data=payload, allow_redirects=False) as resp:
                         raw = await resp.read()
                         status = resp.status
-                        retry_after = None if status == 200 else resp.headers.get("Retry-After")
+                        headers = None if status == 200 else resp.headers
             except CancelledError:
                 if bucket is not None and _Deadlines.expired(bucket, task):
                     await _checkpoint_if_cancelled()  # a cancel scope expiring at the same time wins
@@ -273,7 +273,7 @@ class HTTPClient:
                         f"model server at {self.base_url} dropped the connection on {path} "
                         f"({type(e).__name__}: {e}) after {attempt + 1} attempt(s)"
                     ) from e
-                status, retry_after = 0, None  # retried below, after this attempt's deadline is gone
+                status, headers = 0, None  # retried below, after this attempt's deadline is gone
             finally:
                 if bucket is not None and bucket.pop(task, None) is not None and bucket.fired:
                     # Our deadline cancelled the task but the CancelledError never reached us (swallowed or
@@ -289,10 +289,13 @@ class HTTPClient:
                         status,
                     ) from None
             if status == 0 or (status in RETRY_STATUSES and attempt < self.max_retries):
-                await self._backoff(attempt, retry_after)
+                await self._backoff(attempt, headers.get("Retry-After") if headers is not None else None)
                 attempt += 1
                 continue
             detail = _error_detail(raw)
+            if 300 <= status < 400 and headers is not None and headers.get("Location"):
+                # POSTs are not followed (a 301/302 would turn into a GET): say where the server points
+                detail = f"redirected to {headers['Location']}; use that address as base_url. {detail}"
             tries = f" after {attempt + 1} attempts" if attempt else ""
             raise PolicyHTTPError(
                 f"model server at {self.base_url} answered {status} on {path}{tries}: {detail}", status

@@ -39,6 +39,7 @@ class Server:
         app.router.add_post("/big", self.big)
         app.router.add_post("/flaky", self.flaky)
         app.router.add_post("/slow", self.slow)
+        app.router.add_post("/moved", self.moved)
         self.app = app
 
     def _seen(self, request: web.Request) -> None:
@@ -82,6 +83,10 @@ class Server:
         if self.calls % 2:
             return web.json_response({"error": "busy"}, status=429, headers={"Retry-After": "0"})
         return web.json_response({"ok": self.calls})
+
+    async def moved(self, request: web.Request) -> web.Response:
+        self._seen(request)
+        raise web.HTTPTemporaryRedirect("/echo")
 
     async def slow(self, request: web.Request) -> web.Response:
         self._seen(request)
@@ -183,6 +188,15 @@ async def test_error_status_and_timeout_then_the_pool_still_works(server: tuple[
             await client.post("/slow", b"{}")
         # the timed-out exchange's connection was closed, not returned half-read to the pool
         assert await client.post("/echo", b'{"a": 1}') == {"len": 8, "body": {"a": 1}}
+
+
+@ROUTES
+async def test_a_redirect_is_reported_with_its_target_not_followed(server: tuple[Server, str], direct: bool) -> None:
+    srv, url = server
+    async with _client(url, direct) as client:
+        with pytest.raises(PolicyHTTPError, match="answered 307 on /moved: redirected to /echo; use that address"):
+            await client.post("/moved", b"{}")
+    assert srv.calls == 1
 
 
 @ROUTES
