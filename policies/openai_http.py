@@ -74,6 +74,31 @@ def normalize_base_url(base_url: str) -> str:
     return url
 
 
+_SENT = "openai_http.sent"  # PolicyContext.state key: (messages sent so far, their request dicts)
+
+
+def _wire_messages(messages: Sequence[Message], state: dict[str, Any]) -> list[dict[str, Any]]:
+    """``[m.to_openai() for m in messages]``, converting only the messages not sent before in this episode.
+
+    The episode's previous request is remembered by message identity (messages are frozen): the longest common
+    prefix is reused, the rest converted. A context strategy that rewrites the history just shortens the
+    reused prefix.
+    """
+    sent = state.get(_SENT)
+    if sent is None:
+        sent = state[_SENT] = ([], [])
+    refs, dicts = sent
+    n, common = 0, min(len(refs), len(messages))
+    while n < common and refs[n] is messages[n]:
+        n += 1
+    if n < len(refs):
+        del refs[n:], dicts[n:]
+    for m in messages[n:]:
+        refs.append(m)
+        dicts.append(m.to_openai())
+    return list(dicts)
+
+
 class OpenAIPolicy(HTTPPolicyBase):
     """A policy served by an OpenAI-compatible HTTP server.
 
@@ -184,12 +209,13 @@ class OpenAIPolicy(HTTPPolicyBase):
         sampling = sampling or _DEFAULT_SAMPLING
         try:
             if self.mode == "chat":  # the chat request inline: one coroutine less per call on the hot path
-                payload = self.build_request(messages, tools, sampling)
+                state = ctx.state if ctx is not None else None
+                payload = self.build_request(messages, tools, sampling, state)
                 t0 = time.perf_counter()
                 try:
                     data = await self._client.post("/chat/completions", json_dumps(payload))
                 except PolicyHTTPError as e:
-                    data = await self._chat_again_without_ids(e, messages, tools, sampling)
+                    data = await self._chat_again_without_ids(e, messages, tools, sampling, state)
                 return self._parse_chat(data, time.perf_counter() - t0)
             return await self._complete_tokens(messages, tools, sampling, ctx)
         except PolicyHTTPError as e:
@@ -202,17 +228,35 @@ class OpenAIPolicy(HTTPPolicyBase):
     # -- chat mode ---------------------------------------------------------------------------------
 
     def build_request(
-        self, messages: Sequence[Message], tools: Sequence[ToolSpec], sampling: SamplingParams
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        sampling: SamplingParams,
+        state: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The chat-completions request body this policy sends (useful to reproduce a call with curl)."""
-        payload: dict[str, Any] = {"model": self.model, "messages": [m.to_openai() for m in messages]}
+        """The chat-completions request body this policy sends (useful to reproduce a call with curl).
+
+        ``state`` is the episode's ``PolicyContext.state``: with it, messages already sent in this episode are
+        not converted again (a conversation grows by a few messages per turn; converting all of it every turn
+        made a long episode's request building quadratic). Don't modify a body built with ``state``: its
+        message dicts are reused by the episode's next calls.
+        """
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "messages": [m.to_openai() for m in messages] if state is None else _wire_messages(messages, state),
+        }
         if tools:
             payload["tools"] = self._tool_list(tools)
         payload.update(self._sampling(sampling, chat=True))
         return payload
 
     async def _chat_again_without_ids(
-        self, e: PolicyHTTPError, messages: Sequence[Message], tools: Sequence[ToolSpec], sampling: SamplingParams
+        self,
+        e: PolicyHTTPError,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        sampling: SamplingParams,
+        state: dict[str, Any] | None,
     ) -> Any:
         """OpenAI's own API rejects vLLM's ``return_token_ids``: stop asking for ids and try once more (any
         other error is re-raised)."""
@@ -220,7 +264,7 @@ class OpenAIPolicy(HTTPPolicyBase):
             raise e
         self._ask_ids = False
         self._sampling_key = None
-        payload = self.build_request(messages, tools, sampling)
+        payload = self.build_request(messages, tools, sampling, state)
         return await self._client.post("/chat/completions", json_dumps(payload))
 
     def _parse_chat(self, data: Any, latency: float) -> Completion:

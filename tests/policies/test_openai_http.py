@@ -333,6 +333,54 @@ async def test_episode_with_tool_calls_over_http() -> None:
     assert sent["tools"][0]["function"]["name"] == "calculator"
 
 
+async def test_every_request_of_a_long_episode_carries_the_whole_conversation() -> None:
+    # Within an episode the policy converts only new messages (PolicyContext.state); what goes over the wire
+    # must still be exactly the conversation of that turn.
+    from swarmgym.envs.core import AgentEnv, EpisodeLimits
+    from swarmgym.loop import run_episode
+    from swarmgym.toolsets.calculator import CalculatorToolset
+    from swarmgym.types import Task
+
+    replies = [Reply.calls(("calculator", {"expression": f"{i} + 1"})) for i in range(6)] + ["done"]
+    env = AgentEnv(
+        [Task(id="t", prompt="count", answer="x")], toolsets=[CalculatorToolset()], limits=EpisodeLimits(max_turns=9)
+    )
+    async with FakeOpenAIServer(replies) as srv, policy(srv) as p:
+        traj = await run_episode(env, p, env.tasks[0])
+        sent = [r.json["messages"] for r in srv.requests]
+    assert traj.status == "ok" and len(sent) == 7
+    for i, body in enumerate(sent):  # request i: the user message plus i (assistant, tool) pairs
+        assert body == [m.to_openai() for m in traj.messages[: 1 + 2 * i]]
+
+
+def test_build_request_with_state_converts_each_message_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = OpenAIPolicy("http://127.0.0.1:1/v1", "m")
+    converted: list[Message] = []
+    to_openai = Message.to_openai
+
+    def counting(self: Message) -> dict[str, Any]:
+        converted.append(self)
+        return to_openai(self)
+
+    monkeypatch.setattr(Message, "to_openai", counting)
+    state: dict[str, Any] = {}
+    convo = list(MSGS)
+    for i in range(5):
+        convo += [Message(role="assistant", content=f"a{i}"), Message(role="user", content=f"u{i}")]
+        body = p.build_request(convo, (), SamplingParams(), state)
+        assert body["messages"] == [to_openai(m) for m in convo]
+    assert len(converted) == len(convo)  # each message converted once, not once per turn
+    # a context strategy that rewrites the history: the changed suffix is converted again, the prefix is not
+    converted.clear()
+    summary = [*convo[:2], Message(role="user", content="summary"), *convo[-2:]]
+    assert p.build_request(summary, (), SamplingParams(), state)["messages"] == [to_openai(m) for m in summary]
+    assert converted == summary[2:]
+    # a body built with state is the caller's own list
+    body = p.build_request(summary, (), SamplingParams(), state)
+    body["messages"].clear()
+    assert len(p.build_request(summary, (), SamplingParams(), state)["messages"]) == len(summary)
+
+
 async def test_token_mode_episode_keeps_sampled_ids() -> None:
     from swarmgym.envs.core import AgentEnv
     from swarmgym.loop import run_episode
