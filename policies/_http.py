@@ -36,7 +36,19 @@ if TYPE_CHECKING:
     import aiohttp
     from yarl import URL
 
-__all__ = ["HTTPClient", "HTTPPolicyBase", "json_dumps", "json_loads", "RETRY_STATUSES"]
+__all__ = ["HTTPClient", "HTTPPolicyBase", "json_dumps", "json_loads", "redact_url", "RETRY_STATUSES"]
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part (if any) replaced by ``***``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
 
 try:  # orjson is ~5x faster than the stdlib on both sides; optional, the stdlib is the fallback.
     import orjson as _orjson
@@ -68,7 +80,7 @@ class HTTPClient:
     aiohttp's "attached to a different loop".
 
     Args:
-        base_url: server root the paths are joined to (kept verbatim in error messages).
+        base_url: server root the paths are joined to (shown in error messages with any password masked).
         api_key: sent as ``Authorization: Bearer …`` when given.
         timeout: seconds allowed per attempt (connect + send + wait + read); None for no limit. Enforced by
             coalesced timers (:class:`_Deadlines`): an attempt times out at most ``min(timeout/8, 0.25)`` s late.
@@ -100,7 +112,8 @@ class HTTPClient:
             raise ConfigError(f"max_connections must be >= 1, got {max_connections}")
         if timeout is not None and timeout <= 0:
             raise ConfigError(f"timeout must be a positive number of seconds or None, got {timeout}")
-        self.base_url = base_url.rstrip("/")
+        self._request_base = base_url.rstrip("/")
+        self.base_url = redact_url(self._request_base)  # for messages: a password in the URL is never shown
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff_base = backoff_base
@@ -166,7 +179,7 @@ class HTTPClient:
         if u is None:
             from yarl import URL
 
-            u = self._urls[path] = URL(self.base_url + path)
+            u = self._urls[path] = URL(self._request_base + path)
         return u
 
     def _discard_stale_session(self) -> None:

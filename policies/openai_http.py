@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError, PolicyError, PolicyHTTPError
 from ..types import Completion, Message, SamplingParams, ToolCall, ToolSpec, Usage
-from ._http import HTTPClient, HTTPPolicyBase, json_dumps
+from ._http import HTTPClient, HTTPPolicyBase, json_dumps, redact_url
 
 if TYPE_CHECKING:
     from .base import PolicyContext
@@ -153,7 +153,8 @@ class OpenAIPolicy(HTTPPolicyBase):
                 f"tokenizer must define prompt_ids(messages, tools, state) and parse(completion_ids, text); "
                 f"got {type(tokenizer).__name__}"
             )
-        self.base_url = normalize_base_url(base_url)
+        url = normalize_base_url(base_url)
+        self.base_url = redact_url(url)  # shown in reprs and errors; requests use the URL as given
         self.model = model
         self.mode = mode
         self.tokenizer = tokenizer
@@ -162,7 +163,7 @@ class OpenAIPolicy(HTTPPolicyBase):
         self._ask_ids = return_token_ids is not False
         self._auto_ids = return_token_ids is None
         self._client = HTTPClient(
-            self.base_url,
+            url,
             api_key=api_key,
             timeout=timeout,
             max_retries=max_retries,

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError, PolicyError, PolicyHTTPError
 from ..types import Completion, Message, SamplingParams, ToolSpec, Usage
-from ._http import HTTPClient, HTTPPolicyBase, json_dumps
+from ._http import HTTPClient, HTTPPolicyBase, json_dumps, redact_url
 from .openai_http import ChatTokenizer
 
 if TYPE_CHECKING:
@@ -66,12 +66,13 @@ class SGLangPolicy(HTTPPolicyBase):
                 "tokenizer must define prompt_ids(messages, tools, state) and parse(completion_ids, text); "
                 f"got {type(tokenizer).__name__}"
             )
-        self.base_url = url.removesuffix("/v1")
+        url = url.removesuffix("/v1")
+        self.base_url = redact_url(url)  # shown in reprs and errors; requests use the URL as given
         self.tokenizer = tokenizer
         self.policy_version = policy_version
         self._record = getattr(tokenizer, "record", None)
         self._client = HTTPClient(
-            self.base_url,
+            url,
             api_key=api_key,
             timeout=timeout,
             max_retries=max_retries,

@@ -143,6 +143,24 @@ async def test_credentials_in_the_url_are_sent_as_basic_auth(server: tuple[Serve
     assert srv.headers[-1]["Host"] == url.removeprefix("http://")
 
 
+async def test_a_password_in_the_url_is_never_shown() -> None:
+    from swarmgym.policies.openai_http import OpenAIPolicy
+    from swarmgym.policies.sglang import SGLangPolicy
+    from swarmgym.testing import ToyChatTokenizer
+    from swarmgym.types import Message, SamplingParams
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://bob:s3cret@127.0.0.1:{port}/v1"
+    async with OpenAIPolicy(url, "m", max_retries=0) as p:
+        assert "s3cret" not in repr(p) and p.base_url == f"http://bob:***@127.0.0.1:{port}/v1"
+        with pytest.raises(PolicyConnectionError) as err:
+            await p.complete([Message(role="user", content="hi")], (), SamplingParams())
+        assert "s3cret" not in str(err.value) and "bob:***@" in str(err.value)
+    assert "s3cret" not in SGLangPolicy(url, ToyChatTokenizer()).base_url
+
+
 @ROUTES
 async def test_chunked_and_gzip_responses(server: tuple[Server, str], direct: bool) -> None:
     _, url = server
