@@ -408,7 +408,26 @@ class AgentEnv(gymnasium.Env):
             for e in self.enhancers:
                 t = e.enhance(t, rng)
         tid = trajectory_id or new_id("traj_")
-        messages = self._opening(t)
+        values = {  # every field, in declaration order (the order of model_dump and the JSON)
+            "id": tid,
+            "task_id": t.id,
+            "sample_index": sample_index,
+            "env_id": self.env_id,
+            "group_id": group_id,
+            "parent_id": parent_id,
+            "role": role,
+            "trainable": trainable,
+            "messages": self._opening(t),
+            "completions": [],
+            "tools": list(self.tool_specs),
+            "reward": 0.0,
+            "judge": None,
+            "metrics": {},
+            "status": "ok",
+            "error": None,
+            "children": [],
+            "info": {},
+        }
         if (  # the caller's values have the field types already (always, from the loop): no validation
             type(sample_index) is int
             and type(role) is str
@@ -417,33 +436,9 @@ class AgentEnv(gymnasium.Env):
             and (parent_id is None or type(parent_id) is str)
             and type(tid) is str
         ):
-            values = {  # every field, in declaration order (the order of model_dump and the JSON)
-                "id": tid,
-                "task_id": t.id,
-                "sample_index": sample_index,
-                "env_id": self.env_id,
-                "group_id": group_id,
-                "parent_id": parent_id,
-                "role": role,
-                "trainable": trainable,
-                "messages": messages,
-                "completions": [],
-                "tools": list(self.tool_specs),
-                "reward": 0.0,
-                "judge": None,
-                "metrics": {},
-                "status": "ok",
-                "error": None,
-                "children": [],
-                "info": {},
-            }
             traj = _trusted(Trajectory, values, set(_TRAJECTORY_GIVEN))
         else:  # validated: a clear error for a wrong type from a user's call
-            traj = _new_trajectory({
-                "id": tid, "task_id": t.id, "sample_index": sample_index, "env_id": self.env_id,
-                "group_id": group_id, "parent_id": parent_id, "role": role, "trainable": trainable,
-                "messages": messages, "tools": list(self.tool_specs),
-            })
+            traj = _new_trajectory({k: values[k] for k in _TRAJECTORY_GIVEN})
         ctx = ToolContext(
             task=t, spawn=spawn or self._default_spawn, env=self, episode_id=traj.id, role=role, depth=depth
         )
