@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError, PolicyError, PolicyHTTPError
 from ..types import Completion, Message, SamplingParams, ToolCall, ToolSpec, Usage
-from ._http import HTTPClient, HTTPPolicyBase, json_dumps, redact_url
+from ._http import HTTPClient, HTTPPolicyBase, json_dumps
 
 if TYPE_CHECKING:
     from .base import PolicyContext
@@ -154,7 +154,6 @@ class OpenAIPolicy(HTTPPolicyBase):
                 f"got {type(tokenizer).__name__}"
             )
         url = normalize_base_url(base_url)
-        self.base_url = redact_url(url)  # shown in reprs and errors; requests use the URL as given
         self.model = model
         self.mode = mode
         self.tokenizer = tokenizer
@@ -171,6 +170,7 @@ class OpenAIPolicy(HTTPPolicyBase):
             backoff_max=backoff_max,
             max_connections=max_connections,
         )
+        self.base_url = self._client.base_url  # the URL with any password masked (reprs, errors)
         self._record = getattr(tokenizer, "record", None)
         # Single-entry caches: rollouts reuse the same SamplingParams and tool list on every call.
         self._sampling_key: tuple[SamplingParams, bool] | None = None

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError, PolicyError, PolicyHTTPError
 from ..types import Completion, Message, SamplingParams, ToolSpec, Usage
-from ._http import HTTPClient, HTTPPolicyBase, json_dumps, redact_url
+from ._http import HTTPClient, HTTPPolicyBase, json_dumps
 from .openai_http import ChatTokenizer
 
 if TYPE_CHECKING:
@@ -67,7 +67,6 @@ class SGLangPolicy(HTTPPolicyBase):
                 f"got {type(tokenizer).__name__}"
             )
         url = url.removesuffix("/v1")
-        self.base_url = redact_url(url)  # shown in reprs and errors; requests use the URL as given
         self.tokenizer = tokenizer
         self.policy_version = policy_version
         self._record = getattr(tokenizer, "record", None)
@@ -80,6 +79,7 @@ class SGLangPolicy(HTTPPolicyBase):
             backoff_max=backoff_max,
             max_connections=max_connections,
         )
+        self.base_url = self._client.base_url  # the URL with any password masked (reprs, errors)
 
     def __repr__(self) -> str:
         return f"SGLangPolicy({self.base_url!r})"
