@@ -19,22 +19,22 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 # name -> module (relative) that defines it
 _LAZY: dict[str, str] = {
     # types
-    "Message": ".types",
-    "TextPart": ".types",
-    "ImagePart": ".types",
-    "ToolCall": ".types",
-    "ToolSpec": ".types",
-    "ToolResult": ".types",
-    "SamplingParams": ".types",
-    "Completion": ".types",
-    "Task": ".types",
-    "JudgeResult": ".types",
-    "Trajectory": ".types",
+    "Message": ".wire",
+    "TextPart": ".wire",
+    "ImagePart": ".wire",
+    "ToolCall": ".wire",
+    "ToolSpec": ".wire",
+    "ToolResult": ".wire",
+    "SamplingParams": ".wire",
+    "Completion": ".wire",
+    "Task": ".wire",
+    "JudgeResult": ".wire",
+    "Trajectory": ".wire",
     # errors
     "SwarmgymError": ".errors",
     # env contract and registry
     "AgentEnv": ".envs.core",
-    "EpisodeLimits": ".envs.core",
+    "EpisodeLimits": ".limits",
     "register": ".envs.registry",
     "make": ".envs.registry",
     "registered_envs": ".envs.registry",
@@ -81,7 +81,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .rollout.manager import RolloutLimits, RolloutManager, rollout
     from .rollout.store import TrajectoryStore
     from .toolsets.base import ToolContext, Toolset, tool
-    from .types import (
+    from .wire import (
         Completion,
         ImagePart,
         JudgeResult,

@@ -222,9 +222,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="swarmgym", description="Agentic RL environments, sandboxed tools, judges and rollouts at scale."
     )
+    # --debug and --version work before or after the subcommand: every subparser gets them too, with
+    # SUPPRESS defaults so a subparser never overwrites a value the main parser already set.
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     p.add_argument("--version", action="store_true", help="print the version and exit")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("--version", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    _add = sub.add_parser
+    sub.add_parser = lambda *a, **k: _add(*a, parents=[common], **k)  # type: ignore[method-assign]
 
     e = sub.add_parser("envs", help="list registered environments")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -270,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         if len(argv) > i + 1:
             extra = argv[i + 2 :]
             argv = argv[: i + 2]
+            for flag in ("--debug", "--version"):  # ours wherever they stand, not the benchmark's
+                while flag in extra:
+                    extra.remove(flag)
+                    argv.insert(0, flag)
     args = parser.parse_args(argv)
     if args.version:
         from . import __version__

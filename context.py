@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .policies.base import PolicyContext
-from .types import Message, SamplingParams
+from .wire import Message, SamplingParams
 
 __all__ = ["HIDDEN_MARKER", "DiscardAll", "HideToolResults", "Summary", "estimate_tokens"]
 

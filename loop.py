@@ -19,8 +19,8 @@ import anyio
 
 from .errors import PolicyError
 from .policies.base import Policy, PolicyContext, PolicyRouter
-from .envs.spaces import coerce_action
-from .types import Completion, Message, SamplingParams, Task, Trajectory
+from .wire import coerce_action
+from .wire import Completion, Message, SamplingParams, Task, Trajectory
 
 __all__ = ["run_episode", "ContextStrategy"]
 

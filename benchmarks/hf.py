@@ -50,7 +50,7 @@ def run(
     from swarmgym.training.logprobs import sequence_logprobs
     from swarmgym.training.mismatch import mismatch_stats
     from swarmgym.training.tiny import count_parameters, make_tiny_model, make_tiny_tokenizer
-    from swarmgym.types import Message, SamplingParams, Trajectory
+    from swarmgym.wire import Message, SamplingParams, Trajectory
 
     torch.manual_seed(0)
     tok = make_tiny_tokenizer("chatml_tools")
@@ -162,7 +162,7 @@ def run(
 
 
 async def _warmup(policy: Any) -> None:
-    from swarmgym.types import Message, SamplingParams
+    from swarmgym.wire import Message, SamplingParams
 
     await policy.complete([Message(role="user", content="warm up")], [], SamplingParams(max_tokens=4))
 

@@ -59,7 +59,7 @@ async def _drive(n: int, concurrency: int, one: Callable[[], Awaitable[Any]]) ->
 async def _bench(base_url: str, n: int, concurrency: int, repeats: int, warmup: int, freeze_gc: bool) -> dict[str, Any]:
     import aiohttp
     from swarmgym.policies.openai_http import OpenAIPolicy
-    from swarmgym.types import Message, SamplingParams, Task
+    from swarmgym.wire import Message, SamplingParams, Task
 
     sampling = SamplingParams()
     policy = OpenAIPolicy(base_url, "fake-model", max_connections=concurrency)

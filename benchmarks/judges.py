@@ -46,7 +46,7 @@ def _cases() -> dict[str, tuple[Any, Any, str]]:
     from swarmgym.policies.scripted import ScriptedPolicy
     from swarmgym.prompts.compose import compose_response
     from swarmgym.prompts.instructions import InstructionEnhancer
-    from swarmgym.types import Task
+    from swarmgym.wire import Task
 
     reasoning = "Let me think step by step. " * 40
     T = lambda answer, **md: Task(id="t", prompt="q", answer=answer, metadata=md)
@@ -87,7 +87,7 @@ def _cases() -> dict[str, tuple[Any, Any, str]]:
 
 async def _throughput(n: int, only: list[str] | None) -> dict[str, float]:
     from swarmgym.judges.base import JudgeContext
-    from swarmgym.types import Message, Trajectory
+    from swarmgym.wire import Message, Trajectory
 
     out: dict[str, float] = {}
     for kind, (judge, task, text) in _cases().items():
@@ -110,7 +110,7 @@ async def _code(problems: int, concurrency: int, all_164: bool) -> dict[str, flo
     from swarmgym.envs.humaneval import HumanEvalTasks, humaneval_oracle
     from swarmgym.judges.base import JudgeContext
     from swarmgym.judges.code import CodeTestJudge
-    from swarmgym.types import Message, Trajectory
+    from swarmgym.wire import Message, Trajectory
 
     tasks = HumanEvalTasks()
     judge = CodeTestJudge(mode="all")

@@ -45,7 +45,7 @@ def measure_loop(episodes: int = 3000, repeats: int = 3) -> dict[str, float]:
     from swarmgym.loop import run_episode
     from swarmgym.policies.scripted import ScriptedPolicy, to_completion
     from swarmgym.toolsets.calculator import CalculatorToolset
-    from swarmgym.types import Task
+    from swarmgym.wire import Task
 
     call = to_completion(
         {"role": "assistant", "tool_calls": [{"id": "c1", "name": "calculator", "arguments": {"expression": "2+3*4"}}]}

@@ -73,7 +73,7 @@ class _LazyTasks:
         return self.n
 
     def __getitem__(self, i: int) -> Any:
-        from swarmgym.types import Task
+        from swarmgym.wire import Task
 
         a, b = i % 97, i % 89
         return Task(id=f"t{i}", prompt=f"What is ({a} + {b}) * 2?", answer=str((a + b) * 2))
@@ -89,7 +89,7 @@ def _three_turns(messages: Any, tools: Any, ctx: Any) -> Any:
     this stands in for a model, whose own cost is not what the scale section measures (a served model's CPU
     is not in the rollout process at all).
     """
-    from swarmgym.types import Completion, Message, ToolCall
+    from swarmgym.wire import Completion, Message, ToolCall
 
     turn = ctx.turn
     key = (turn, ctx.task.prompt if turn == 0 else messages[-1].text)
@@ -225,7 +225,7 @@ def _swarmgym_http(base_url: str, n: int, concurrency: int, tools: bool, warmup:
     from swarmgym.policies.openai_http import OpenAIPolicy
     from swarmgym.rollout import RolloutLimits, RolloutManager
     from swarmgym.toolsets.calculator import CalculatorToolset
-    from swarmgym.types import SamplingParams, Task
+    from swarmgym.wire import SamplingParams, Task
 
     tasks = [Task(id=f"t{i}", prompt=PROMPT, answer="42") for i in range(n)]
     env = AgentEnv(
@@ -391,7 +391,7 @@ def section_recursion(parents: int, children: int) -> dict[str, Any]:
     from swarmgym.policies.scripted import ScriptedPolicy
     from swarmgym.rollout import RolloutLimits, RolloutManager
     from swarmgym.toolsets.base import ToolContext, Toolset, tool
-    from swarmgym.types import Task
+    from swarmgym.wire import Task
 
     judge = FunctionJudge(lambda task, traj: 1.0)
     child_env = AgentEnv([Task(id="c", prompt="child")], judge=judge)

@@ -33,13 +33,14 @@ from typing import Any, Protocol
 import anyio
 import gymnasium
 from gymnasium.utils import seeding
-from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ConfigError
+from ..limits import EpisodeLimits
 from ..judges.base import Judge, JudgeContext, NullJudge, Weighted, checked_result, judge_error_result, safe_score
 from ..prompts.base import PromptEnhancer
 from ..toolsets.base import ToolContext, run_tool_sync
-from ..types import (
+from ..wire import (
+    truncate_middle,
     Completion,
     Message,
     Task,
@@ -56,46 +57,12 @@ from .spaces import AssistantActionSpace, coerce_action, observation_space
 __all__ = ["AgentEnv", "EpisodeLimits", "TaskSource", "PromptEnhancer", "truncate_middle"]
 
 
-class EpisodeLimits(BaseModel):
-    """Per-episode limits. Every limit that can hang has a deadline."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_turns: int = Field(10, ge=1)
-    """Assistant turns before the episode is truncated."""
-    max_tool_calls_per_turn: int = Field(16, ge=0)
-    """Calls beyond this in one turn get an error observation instead of running."""
-    tool_timeout_s: float = Field(30.0, gt=0)
-    """Default per-call deadline (a tool's own ``timeout`` overrides it)."""
-    episode_timeout_s: float | None = Field(None, gt=0)
-    """Wall-clock deadline for the whole episode (enforced by run_episode); None = no deadline."""
-    judge_timeout_s: float | None = Field(None, gt=0)
-    """Separate deadline for the judge; None = covered by the episode deadline. Judges that wait on the
-    outside world bound their own waits (HTTP timeouts, sandbox exec timeouts), so the default skips a
-    cancel scope per episode."""
-    max_tool_output_chars: int = Field(65536, ge=256)
-    """Tool output longer than this is cut in the middle (head and tail kept, with a marker)."""
-    max_total_tool_calls: int | None = Field(None, ge=0)
-    """Total tool calls per episode (sub-agent step budgets); None = unlimited."""
-
-
 class TaskSource(Protocol):
     """Where tasks come from: a sized, indexable, deterministic collection (a list works)."""
 
     def __len__(self) -> int: ...
 
     def __getitem__(self, index: int) -> Task: ...
-
-
-def truncate_middle(text: str, limit: int) -> str:
-    """Keep the head and tail of ``text`` within ``limit`` chars, with a marker saying how much was cut."""
-    if len(text) <= limit:
-        return text
-    keep = limit - 80
-    head = keep // 2
-    tail = keep - head
-    cut = len(text) - head - tail
-    return f"{text[:head]}\n[... {cut} characters truncated ...]\n{text[-tail:]}"
 
 
 def _overrides(ts: Any, method: str) -> bool:

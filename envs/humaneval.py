@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from ..errors import ConfigError
 from ..judges.code import CodeTestJudge
-from ..types import Message, Task
+from ..wire import Message, Task
 from .core import AgentEnv, EpisodeLimits
 
 __all__ = ["SYSTEM_PROMPT", "humaneval_oracle", "humaneval_task", "load_humaneval", "make_env"]

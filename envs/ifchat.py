@@ -19,7 +19,7 @@ from ..prompts.instructions import (
     InstructionEnhancer,
     InstructionJudge,
 )
-from ..types import Message, Task
+from ..wire import Message, Task
 from .core import AgentEnv, EpisodeLimits
 
 __all__ = ["REQUESTS", "TOPICS", "IFChatTasks", "ifchat_oracle", "make_env"]

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..judges.base import JudgeContext
 from ..toolsets.calculator import CalculatorToolset
-from ..types import JudgeResult, Message, Task, Trajectory
+from ..wire import JudgeResult, Message, Task, Trajectory
 from .core import AgentEnv, EpisodeLimits
 
 __all__ = ["ReasoningGymTasks", "ReasoningGymJudge", "make_math_env", "make_tool_math_env"]

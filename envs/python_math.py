@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..toolsets.python import PythonToolset
-from ..types import Message, Task
+from ..wire import Message, Task
 from .core import AgentEnv, EpisodeLimits
 from .math import MATH_DATASETS, ReasoningGymJudge, ReasoningGymTasks
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from ..types import Completion, Message, ToolCall, ToolSpec
+from ..wire import Completion, Message, ToolCall, ToolSpec, coerce_action  # noqa: F401 (re-exported)
 
 __all__ = ["ConversationSpace", "ToolSpecsSpace", "AssistantActionSpace", "observation_space", "coerce_action"]
 
@@ -25,7 +25,7 @@ def _random_text(rng: np.random.Generator, lo: int = 1, hi: int = 12) -> str:
 
 
 class ConversationSpace(spaces.Space[tuple]):
-    """A conversation: a tuple of :class:`~swarmgym.types.Message`."""
+    """A conversation: a tuple of :class:`~swarmgym.wire.Message`."""
 
     def __init__(self, seed: int | np.random.Generator | None = None) -> None:
         super().__init__(shape=None, dtype=None, seed=seed)
@@ -50,7 +50,7 @@ class ConversationSpace(spaces.Space[tuple]):
 
 
 class ToolSpecsSpace(spaces.Space[tuple]):
-    """The tools offered to the model: a tuple of :class:`~swarmgym.types.ToolSpec`."""
+    """The tools offered to the model: a tuple of :class:`~swarmgym.wire.ToolSpec`."""
 
     def __init__(self, seed: int | np.random.Generator | None = None) -> None:
         super().__init__(shape=None, dtype=None, seed=seed)
@@ -103,45 +103,3 @@ class AssistantActionSpace(spaces.Space[Any]):
 
     def __eq__(self, other: Any) -> bool:
         return isinstance(other, AssistantActionSpace)
-
-
-_OPENAI_RESPONSE_ONLY = ("refusal", "annotations", "audio", "function_call")
-
-
-def coerce_action(action: Any) -> Completion:
-    """Turn any accepted action into a Completion.
-
-    Raises:
-        TypeError: the action is not a str, dict, Message or Completion.
-        ValueError: a dict/Message that is not a valid assistant message.
-    """
-    if isinstance(action, Completion):
-        if action.message.role != "assistant":
-            raise ValueError(f"action message must have role 'assistant', got {action.message.role!r}")
-        return action
-    if isinstance(action, str):
-        return Completion(message=Message(role="assistant", content=action))
-    if isinstance(action, Message):
-        if action.role != "assistant":
-            raise ValueError(f"action message must have role 'assistant', got {action.role!r}")
-        return Completion(message=action)
-    if isinstance(action, dict):
-        d = dict(action)
-        d.setdefault("role", "assistant")
-        # An OpenAI response message dumped to a dict carries response-only keys that are empty unless the
-        # server used them; accept such a dict as it comes instead of failing on extra keys.
-        for key in _OPENAI_RESPONSE_ONLY:
-            if key in d and not d[key]:
-                del d[key]
-        calls = d.get("tool_calls")
-        if calls:
-            d["tool_calls"] = [
-                ToolCall.from_openai(c) if isinstance(c, dict) and "function" in c else c for c in calls
-            ]
-        msg = Message.model_validate(d)  # pydantic ValidationError is a ValueError
-        if msg.role != "assistant":
-            raise ValueError(f"action message must have role 'assistant', got {msg.role!r}")
-        return Completion(message=msg)
-    raise TypeError(
-        f"action must be a str, an OpenAI-style dict, a Message or a Completion, got {type(action).__name__}"
-    )

@@ -18,7 +18,7 @@ from ..judges.base import JudgeContext
 from ..toolsets.base import ToolContext, Toolset
 from ..toolsets.files import FileEditToolset
 from ..toolsets.shell import ShellToolset
-from ..types import JudgeResult, Message, Task, Trajectory
+from ..wire import JudgeResult, Message, Task, Trajectory
 from .core import AgentEnv, EpisodeLimits
 from .swe_tasks import SWEProblem, generate_problems
 

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from ..judges.f1 import ItemF1
 from ..toolsets.search import SearchToolset
 from ..toolsets.swarm import StepLimits, SwarmToolset, step_limits
-from ..types import Message, Task
+from ..wire import Message, Task
 from .core import AgentEnv, EpisodeLimits
 from .widesearch_data import WideSearchTasks, get_world
 from .widesearch_scripted import (

@@ -23,7 +23,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..types import Task
+from ..wire import Task
 
 __all__ = [
     "KINDS",

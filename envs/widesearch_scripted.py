@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..types import Message, ToolCall
+from ..wire import Message, ToolCall
 from .widesearch_data import parse_request, subtask_prompt, task_prompt
 
 __all__ = [

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from ..errors import JudgeError
-from ..types import JudgeResult, Task, Trajectory
+from ..wire import JudgeResult, Task, Trajectory
 from .base import JudgeContext
 
 __all__ = ["AgentJudge", "judge_task", "parse_verdict"]

@@ -1,6 +1,6 @@
 """Judge protocol, context, composition and the failure policy.
 
-A judge turns a finished trajectory into a :class:`~swarmgym.types.JudgeResult`. Judges must be exact,
+A judge turns a finished trajectory into a :class:`~swarmgym.wire.JudgeResult`. Judges must be exact,
 bounded and deterministic; a judge that fails never crashes the episode: :func:`safe_score` turns the
 failure into reward 0 with a ``judge_error`` facet (or re-raises, if the caller asks for it).
 """
@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import anyio
 
-from ..types import JudgeResult, Task, Trajectory
+from ..wire import JudgeResult, Task, Trajectory
 
 __all__ = ["Judge", "JudgeContext", "Weighted", "FunctionJudge", "safe_score", "NullJudge"]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..types import JudgeResult, Task, Trajectory
+from ..wire import JudgeResult, Task, Trajectory
 from .base import Judge, JudgeContext, safe_score
 
 __all__ = ["ToggleJudge", "quantile", "response_tokens"]

@@ -36,7 +36,7 @@ from typing import Any, Literal
 import anyio
 from anyio.lowlevel import RunVar
 
-from ..types import JudgeResult, Task, Trajectory
+from ..wire import JudgeResult, Task, Trajectory
 from ._harness import HARNESS
 from .base import JudgeContext
 from .extract import extract_code

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from ..types import JudgeResult, Task, Trajectory
+from ..wire import JudgeResult, Task, Trajectory
 from .base import JudgeContext
 from .extract import extract_json
 from .rules import normalize_answer, parse_number, response_text

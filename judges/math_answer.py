@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from ..types import Task
+from ..wire import Task
 from .rules import OutcomeJudge, parse_number
 
 __all__ = ["MathJudge", "math_equal"]
@@ -79,7 +79,7 @@ class MathJudge(OutcomeJudge):
 
     Example:
         >>> import anyio
-        >>> from swarmgym.types import Task, Trajectory, Message
+        >>> from swarmgym.wire import Task, Trajectory, Message
         >>> from swarmgym.judges.base import JudgeContext
         >>> t = Task(id="1", prompt="1/2 + 1/4?", answer="3/4")
         >>> tr = Trajectory(messages=[Message(role="assistant", content="\\\\boxed{\\\\frac{3}{4}}")])

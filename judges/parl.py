@@ -27,7 +27,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from ..types import JudgeResult, Task, Trajectory
+from ..wire import JudgeResult, Task, Trajectory
 from .base import Judge, JudgeContext, safe_score
 
 __all__ = [

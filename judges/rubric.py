@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..types import JudgeResult, Message, SamplingParams, Task, Trajectory
+from ..wire import JudgeResult, Message, SamplingParams, Task, Trajectory
 from .base import JudgeContext
 from .extract import extract_json
 
@@ -126,7 +126,7 @@ class RubricJudge:
 
     def messages(self, task: Task, response: str, nonce: str) -> list[Message]:
         """The judge's conversation: instructions (system) and the quoted material (user)."""
-        from ..envs.core import truncate_middle
+        from ..wire import truncate_middle
 
         rubric_lines = "\n".join(f'- "{r.name}" (0 to {r.max_score}): {r.criterion}' for r in self.rubrics)
         example = json.dumps({"scores": [{"rubric": r.name, "score": 0, "reason": "..."} for r in self.rubrics]})

@@ -10,7 +10,7 @@ A response without an answer in the expected format scores 0 (``extracted`` face
 
 Example:
     >>> import anyio
-    >>> from swarmgym.types import Task, Trajectory, Message
+    >>> from swarmgym.wire import Task, Trajectory, Message
     >>> t = Task(id="1", prompt="2+2?", answer="4")
     >>> tr = Trajectory(messages=[Message(role="assistant", content="It is \\\\boxed{4}.")])
     >>> anyio.run(ExactMatch().score, t, tr, JudgeContext()).reward
@@ -26,7 +26,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..types import JudgeResult, Task, Trajectory, _trusted
+from ..wire import JudgeResult, Task, Trajectory, _trusted
 from .base import JudgeContext
 from .extract import answer_format_of, extract_answer
 

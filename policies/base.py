@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import ConfigError
-from ..types import Completion, Message, SamplingParams, ToolSpec
+from ..wire import Completion, Message, SamplingParams, ToolSpec
 
 if TYPE_CHECKING:
-    from ..types import Task
+    from ..wire import Task
 
 __all__ = ["Policy", "PolicyContext", "PolicyRouter"]
 

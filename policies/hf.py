@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, PolicyError
-from ..types import Completion, Message, SamplingParams, ToolSpec, Usage
+from ..wire import Completion, Message, SamplingParams, ToolSpec, Usage
 from .base import PolicyContext
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class HFPolicy:
     Example:
         >>> import anyio
         >>> from swarmgym.training.tiny import make_tiny_model, make_tiny_tokenizer
-        >>> from swarmgym.types import Message, SamplingParams
+        >>> from swarmgym.wire import Message, SamplingParams
         >>> tok = make_tiny_tokenizer()
         >>> policy = HFPolicy(make_tiny_model(tok), tok)
         >>> c = anyio.run(policy.complete, [Message(role="user", content="hi")], [],

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, PolicyError, PolicyHTTPError
-from ..types import Completion, Message, SamplingParams, ToolCall, ToolSpec, Usage
+from ..wire import Completion, Message, SamplingParams, ToolCall, ToolSpec, Usage
 from ._http import HTTPClient, HTTPPolicyBase, json_dumps
 
 if TYPE_CHECKING:

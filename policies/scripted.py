@@ -17,9 +17,9 @@ from typing import Any
 
 import anyio
 
-from ..envs.spaces import coerce_action
+from ..wire import coerce_action
 from ..errors import PolicyError
-from ..types import Completion, Message, SamplingParams, ToolSpec, Trajectory
+from ..wire import Completion, Message, SamplingParams, ToolSpec, Trajectory
 from ._ticks import TickTimers
 from .base import PolicyContext
 

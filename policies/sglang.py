@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, PolicyError, PolicyHTTPError
-from ..types import Completion, Message, SamplingParams, ToolSpec, Usage
+from ..wire import Completion, Message, SamplingParams, ToolSpec, Usage
 from ._http import HTTPClient, HTTPPolicyBase, json_dumps
 from .openai_http import ChatTokenizer
 

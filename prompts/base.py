@@ -12,7 +12,7 @@ import random
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from ..types import Message, Task
+from ..wire import Message, Task
 
 __all__ = ["Chain", "PromptEnhancer", "append_to_prompt", "enhance_task", "prompt_text", "task_rng", "with_metadata"]
 

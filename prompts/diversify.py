@@ -12,7 +12,7 @@ Each is a :class:`~swarmgym.prompts.base.PromptEnhancer`; the same rng state giv
 
 Example:
     >>> import random
-    >>> from swarmgym.types import Task
+    >>> from swarmgym.wire import Task
     >>> t = AnswerFormatVariant().enhance(Task(id="1", prompt="2+2?", answer="4"), random.Random(3))
     >>> t.metadata["answer_format"]["kind"] in ("boxed", "tags", "json")
     True
@@ -30,7 +30,7 @@ from ..judges.extract import (
     format_instruction,
     render_answer,
 )
-from ..types import Message, Task
+from ..wire import Message, Task
 from .base import append_to_prompt, replace_prompt_text, with_metadata
 
 __all__ = ["PHRASINGS", "SYSTEM_PROMPTS", "AnswerFormatVariant", "FewShot", "RephraseInstruction", "SystemPromptVariant"]

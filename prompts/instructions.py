@@ -6,7 +6,7 @@ AgentEnv adds an enhancer's ``judge`` to its own judge with weight ``weight``.
 
 Example:
     >>> import random
-    >>> from swarmgym.types import Task
+    >>> from swarmgym.wire import Task
     >>> e = InstructionEnhancer(2)
     >>> t = e.enhance(Task(id="t", prompt="Write about tea."), random.Random(0))
     >>> len(t.metadata["constraints"])
@@ -19,7 +19,7 @@ import random
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from ..types import JudgeResult, Task, Trajectory
+from ..wire import JudgeResult, Task, Trajectory
 from .base import append_to_prompt, prompt_text, with_metadata
 from .constraints import (
     KINDS,

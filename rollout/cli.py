@@ -96,7 +96,7 @@ def run_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..envs.registry import make
-    from ..types import SamplingParams
+    from ..wire import SamplingParams
     from .limits import RolloutLimits
     from .manager import RolloutManager
     from .metrics import LiveDashboard, RolloutMetrics, serve_prometheus, summary_rows

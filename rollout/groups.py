@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..types import Task, Trajectory
+from ..wire import Task, Trajectory
 
 __all__ = ["GroupStats", "group_stats", "pass_at_k", "Group"]
 

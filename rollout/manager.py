@@ -59,7 +59,7 @@ from ..errors import (
 from ..judges.base import JudgeContext, safe_score
 from ..loop import run_episode
 from ..policies.base import Policy, PolicyContext, PolicyRouter
-from ..types import Completion, Message, SamplingParams, Task, ToolSpec, Trajectory, new_id
+from ..wire import Completion, Message, SamplingParams, Task, ToolSpec, Trajectory, new_id
 from .groups import Group, group_stats
 from .limiter import Lease, SlotPool
 from .limits import RolloutLimits
@@ -501,9 +501,9 @@ def _on_asyncio() -> bool:
         asyncio.get_running_loop()
     except RuntimeError:
         return False
-    import sniffio
-
-    return sniffio.current_async_library() == "asyncio"
+    # Under trio (or any other anyio backend) there is no running asyncio loop, so reaching here means
+    # asyncio itself is running the episodes. (sniffio is no longer an anyio dependency: not imported.)
+    return True
 
 
 class _NativeTasks:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
-from ..types import Trajectory
+from ..wire import Trajectory
 
 __all__ = ["TrajectoryStore", "MemoryStore", "read_records", "read_trajectories", "store_manifest"]
 

@@ -125,7 +125,7 @@ DROP = Reply(drop=True)
 """A reply that closes the connection without answering."""
 
 ReplyLike = Union[Reply, str, int, dict[str, Any], Any]
-"""A Reply, a text (str), an error status (int), an OpenAI message dict or a ``swarmgym.types.Message``."""
+"""A Reply, a text (str), an error status (int), an OpenAI message dict or a ``swarmgym.wire.Message``."""
 
 
 def _args_json(args: Any) -> str:
@@ -146,7 +146,7 @@ def to_reply(x: ReplyLike) -> Reply:
         raise TypeError("a reply cannot be a bool")
     if isinstance(x, int):
         return Reply(status=x)
-    if hasattr(x, "to_openai"):  # swarmgym.types.Message
+    if hasattr(x, "to_openai"):  # swarmgym.wire.Message
         x = x.to_openai()
     if isinstance(x, dict):
         calls = []

@@ -210,7 +210,7 @@ class ToyChatTokenizer:
 
     def parse(self, completion_ids: Sequence[int], text: str) -> Any:
         """The assistant Message for sampled ids (tool calls parsed; malformed arguments kept raw)."""
-        from ..types import Message, ToolCall, new_id
+        from ..wire import Message, ToolCall, new_id
 
         content, calls = parse_assistant(decode(completion_ids, skip_special=True))
         tool_calls = [ToolCall(id=new_id("call_"), name=n, arguments=a) for n, a in calls] or None

@@ -3,7 +3,7 @@
 A tool is a typed Python function. ``@tool`` derives its JSON Schema from the signature (pydantic), its
 description from the docstring (Google style ``Args:`` become parameter descriptions), and validates the
 model's arguments before the function runs. Everything a model can get wrong (unknown tool, malformed JSON,
-wrong types, an exception in the tool) becomes an error :class:`~swarmgym.types.ToolResult`, never an
+wrong types, an exception in the tool) becomes an error :class:`~swarmgym.wire.ToolResult`, never an
 exception out of the loop.
 
 Example:
@@ -34,10 +34,10 @@ import anyio
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from ..errors import ToolError
-from ..types import ContentPart, ToolCall, ToolResult, ToolSpec
+from ..wire import ContentPart, ToolCall, ToolResult, ToolSpec
 
 if TYPE_CHECKING:
-    from ..types import Task
+    from ..wire import Task
 
 __all__ = ["Toolset", "ToolContext", "FunctionTool", "tool", "FunctionToolset", "ToolsetProtocol", "format_validation_error"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import SandboxError, ToolError
-from ..types import ToolResult
+from ..wire import ToolResult
 from .base import ToolContext, Toolset, tool
 
 __all__ = ["PythonToolset", "format_python_result", "require_sandbox"]

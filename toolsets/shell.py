@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import SandboxError, ToolError
-from ..types import ToolResult
+from ..wire import ToolResult
 from .base import ToolContext, Toolset, tool
 from .python import require_sandbox
 

@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ConfigError, ToolError
-from ..types import Message, Task, ToolResult, ToolSpec, Trajectory
+from ..wire import Message, Task, ToolResult, ToolSpec, Trajectory
 from .base import ToolContext, Toolset, tool
 from .swarm_metrics import steps_from_records
 
@@ -99,7 +99,7 @@ class StepLimits(BaseModel):
 
     def for_orchestrator(self, base: Any = None) -> Any:
         """EpisodeLimits for the orchestrator (other fields from ``base``)."""
-        from ..envs.core import EpisodeLimits
+        from ..limits import EpisodeLimits
 
         b = base or EpisodeLimits()
         return b.model_copy(
@@ -108,7 +108,7 @@ class StepLimits(BaseModel):
 
     def for_subagent(self, base: Any = None) -> Any:
         """EpisodeLimits for a sub-agent (other fields from ``base``)."""
-        from ..envs.core import EpisodeLimits
+        from ..limits import EpisodeLimits
 
         b = base or EpisodeLimits()
         return b.model_copy(update={"max_turns": self.subagent, "max_total_tool_calls": self.subagent})
@@ -315,7 +315,7 @@ class SwarmToolset(Toolset):
         self, ctx: ToolContext, st: SwarmState, child: Trajectory, turn: int, n: int, key: str, parent: Any
     ) -> ToolResult:
         """Keep what the orchestrator needs from a finished child and let go of the rest."""
-        from ..envs.core import truncate_middle
+        from ..wire import truncate_middle
         from .swarm_metrics import trajectory_steps
 
         steps = len(child.completions)

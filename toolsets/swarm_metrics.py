@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..types import Trajectory
+from ..wire import Trajectory
 
 __all__ = ["StepCounts", "critical_steps", "steps_from_records", "trajectory_steps", "tree_steps"]
 

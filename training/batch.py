@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ConfigError
-from ..types import Trajectory
+from ..wire import Trajectory
 from .mismatch import group_advantages
 from .samples import ENV_VERSION, TokenSample, tree_samples
 
@@ -98,7 +98,7 @@ def to_batch(
         A :class:`Batch`.
 
     Example:
-        >>> from swarmgym.types import Completion, Message, Trajectory
+        >>> from swarmgym.wire import Completion, Message, Trajectory
         >>> def traj(reward):
         ...     c = Completion(message=Message(role="assistant", content="a"), prompt_ids=[5, 6],
         ...                    completion_ids=[7, 8], logprobs=[-0.1, -0.2], token_exact=True)

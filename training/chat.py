@@ -1,6 +1,6 @@
 """Render swarmgym messages with a Hugging Face tokenizer's chat template.
 
-:class:`ChatRenderer` is the one place that turns :class:`~swarmgym.types.Message` objects into the dicts chat
+:class:`ChatRenderer` is the one place that turns :class:`~swarmgym.wire.Message` objects into the dicts chat
 templates expect and renders them to text or ids. It compiles the template once and renders it directly (the
 same Jinja environment ``apply_chat_template`` uses, minus its per-call deep copies), because token-in-token-out
 renders twice per turn and ``apply_chat_template`` costs about 1.5× as much here; ``fast=False`` goes through
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConfigError
-from ..types import Message, ToolSpec, text_of
+from ..wire import Message, ToolSpec, text_of
 
 __all__ = ["ChatRenderer", "message_to_template", "tools_to_template"]
 

@@ -9,7 +9,7 @@ prompt → ``prompt_ids``; everything after it (sampled turns and the tool/user 
 experimental by TRL; this module touches only its dict contract, so it does not import TRL.
 
 Example (runnable without TRL; with TRL pass ``rollout_func=rollout`` and ``reward_funcs=[env_reward]``):
-    >>> from swarmgym.types import Completion, Message, Trajectory
+    >>> from swarmgym.wire import Completion, Message, Trajectory
     >>> c0 = Completion(message=Message(role="assistant", content="a"), prompt_ids=[1, 2],
     ...                 completion_ids=[3, 4], logprobs=[-0.5, -0.25], token_exact=True)
     >>> c1 = Completion(message=Message(role="assistant", content="b"), prompt_ids=[1, 2, 3, 4, 9],
@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import ConfigError
-from ..types import Trajectory
+from ..wire import Trajectory
 from .samples import trajectory_samples
 
 __all__ = ["to_trl_rollout", "make_rollout_func", "env_reward"]

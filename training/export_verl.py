@@ -7,7 +7,7 @@ dict (no verl import); :func:`to_agent_loop_output` wraps them in verl's class w
 custom ``AgentLoopBase.run`` that drives a swarmgym env.
 
 Example:
-    >>> from swarmgym.types import Completion, Message, Trajectory
+    >>> from swarmgym.wire import Completion, Message, Trajectory
     >>> c0 = Completion(message=Message(role="assistant", content="a"), prompt_ids=[1, 2],
     ...                 completion_ids=[3], logprobs=[-0.5], token_exact=True)
     >>> c1 = Completion(message=Message(role="assistant", content="b"), prompt_ids=[1, 2, 3, 8, 9],
@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
-from ..types import Trajectory
+from ..wire import Trajectory
 from .samples import trajectory_samples
 
 __all__ = ["to_verl_output", "to_agent_loop_output"]

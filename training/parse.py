@@ -1,4 +1,4 @@
-"""Parse sampled assistant text into a :class:`~swarmgym.types.Message` (Hermes / Qwen tool-call style).
+"""Parse sampled assistant text into a :class:`~swarmgym.wire.Message` (Hermes / Qwen tool-call style).
 
 Models trained on Hermes-style templates (Qwen2.5, Qwen3, many others) write tool calls as
 ``<tool_call>{"name": …, "arguments": {…}}</tool_call>`` and reasoning as ``<think>…</think>``. Bad model
@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..types import Message, ToolCall, new_id
+from ..wire import Message, ToolCall, new_id
 
 __all__ = ["parse_hermes", "strip_stop_text"]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import TokenDriftError
-from ..types import Trajectory
+from ..wire import Trajectory
 
 __all__ = ["TokenSample", "trajectory_samples", "tree_samples"]
 

@@ -14,7 +14,7 @@ import json
 import random
 from typing import Any
 
-from ..types import Completion, Message, ToolSpec, Trajectory
+from ..wire import Completion, Message, ToolSpec, Trajectory
 from .tito import TokenizedConversation
 
 __all__ = ["FakeSampler", "synthetic_episode", "SYNTHETIC_TOOLS"]

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import ConfigError, TokenDriftError
-from ..types import Message, ToolSpec
+from ..wire import Message, ToolSpec
 from .chat import ChatRenderer, message_to_template, tools_to_template
 from .parse import parse_hermes
 
@@ -88,7 +88,7 @@ class TokenizedConversation:
 
     Example:
         >>> from swarmgym.training.tiny import make_tiny_tokenizer
-        >>> from swarmgym.types import Message
+        >>> from swarmgym.wire import Message
         >>> tok = make_tiny_tokenizer("chatml_tools")
         >>> conv, state = TokenizedConversation(tok), {}
         >>> msgs = [Message(role="user", content="2+2?")]

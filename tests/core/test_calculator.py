@@ -10,7 +10,7 @@ from swarmgym.errors import ToolError
 from swarmgym.toolsets import calculator
 from swarmgym.toolsets.base import ToolContext
 from swarmgym.toolsets.calculator import CalculatorToolset, evaluate
-from swarmgym.types import ToolCall
+from swarmgym.wire import ToolCall
 
 
 @pytest.mark.parametrize(

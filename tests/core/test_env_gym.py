@@ -14,7 +14,7 @@ from swarmgym.errors import ConfigError
 from swarmgym.judges.base import FunctionJudge
 from swarmgym.toolsets.base import ToolContext, Toolset, tool
 from swarmgym.toolsets.calculator import CalculatorToolset
-from swarmgym.types import Completion, Message, Task, ToolCall, Trajectory
+from swarmgym.wire import Completion, Message, Task, ToolCall, Trajectory
 
 TASKS = [Task(id=f"t{i}", prompt=f"What is {i} * 7?", answer=str(i * 7)) for i in range(20)]
 

@@ -14,7 +14,7 @@ from swarmgym.loop import run_episode
 from swarmgym.policies.base import PolicyContext, PolicyRouter
 from swarmgym.policies.scripted import ScriptedPolicy
 from swarmgym.toolsets.base import ToolContext, Toolset, tool
-from swarmgym.types import Message, Task, ToolSpec, Trajectory
+from swarmgym.wire import Message, Task, ToolSpec, Trajectory
 
 TASK = Task(id="t0", prompt="do the thing", answer="42")
 
@@ -541,7 +541,7 @@ async def test_the_loops_unvalidated_trajectory_equals_a_validated_one() -> None
     # run_episode builds trajectories and judge results without pydantic validation (a hot path): they
     # must hold every field, with the same values and set-fields a validated model has.
     from swarmgym.judges.rules import ExactMatch
-    from swarmgym.types import JudgeResult
+    from swarmgym.wire import JudgeResult
 
     env = AgentEnv([TASK], judge=ExactMatch(answer_format=None))
     traj = await run(env, ["42"], group_id="g", sample_index=3, parent_id="p0")

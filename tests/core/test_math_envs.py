@@ -7,7 +7,7 @@ import pytest
 import swarmgym
 from swarmgym.loop import run_episode
 from swarmgym.policies.scripted import OraclePolicy, ScriptedPolicy
-from swarmgym.types import Trajectory
+from swarmgym.wire import Trajectory
 
 N = 50
 

@@ -32,9 +32,9 @@ def test_all_is_sorted_and_dir_matches() -> None:
 
 
 def test_public_names_come_from_their_home_modules() -> None:
-    from swarmgym import envs, loop, types
+    from swarmgym import envs, loop, wire
 
-    assert swarmgym.Message is types.Message and swarmgym.Trajectory is types.Trajectory
+    assert swarmgym.Message is wire.Message and swarmgym.Trajectory is wire.Trajectory
     assert swarmgym.AgentEnv is envs.core.AgentEnv
     assert swarmgym.run_episode is loop.run_episode
     assert swarmgym.make is envs.registry.make

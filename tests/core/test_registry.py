@@ -12,7 +12,7 @@ import swarmgym
 from swarmgym.envs import registry
 from swarmgym.envs.core import AgentEnv
 from swarmgym.errors import RegistryError
-from swarmgym.types import Task
+from swarmgym.wire import Task
 
 
 def make_echo(prompt: str = "echo", **kw: Any) -> AgentEnv:

@@ -17,7 +17,7 @@ from swarmgym.toolsets.base import (
     ToolsetProtocol,
     tool,
 )
-from swarmgym.types import Task, TextPart, ToolCall, ToolResult
+from swarmgym.wire import Task, TextPart, ToolCall, ToolResult
 
 
 class Point(BaseModel):

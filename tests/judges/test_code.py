@@ -6,7 +6,7 @@ import anyio
 import pytest
 from swarmgym.judges.base import JudgeContext
 from swarmgym.judges.code import CodeTestJudge, count_check_tests, run_tests
-from swarmgym.types import Message, Task, Trajectory
+from swarmgym.wire import Message, Task, Trajectory
 
 ADD_TESTS = ["assert add(1, 2) == 3", "assert add(-1, 1) == 0", "assert add(2, 2) == 5"]
 

@@ -6,7 +6,7 @@ import anyio
 import pytest
 from swarmgym.judges.base import JudgeContext
 from swarmgym.judges.f1 import ItemF1, item_f1, parse_markdown_table, parse_table
-from swarmgym.types import Message, Task, Trajectory
+from swarmgym.wire import Message, Task, Trajectory
 
 GOLD = [
     {"Country": "France", "Capital": "Paris", "Population (M)": 68},

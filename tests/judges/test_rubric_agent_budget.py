@@ -13,7 +13,7 @@ from swarmgym.judges.budget import ToggleJudge, quantile, response_tokens
 from swarmgym.judges.rubric import Rubric, RubricJudge
 from swarmgym.policies.base import PolicyRouter
 from swarmgym.policies.scripted import ScriptedPolicy
-from swarmgym.types import Completion, Message, Task, Trajectory, Usage
+from swarmgym.wire import Completion, Message, Task, Trajectory, Usage
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from swarmgym.judges.rules import (
     normalize_answer,
     parse_number,
 )
-from swarmgym.types import Message, Task, Trajectory
+from swarmgym.wire import Message, Task, Trajectory
 
 
 def traj(text: object) -> Trajectory:

@@ -20,7 +20,7 @@ from swarmgym.judges.visual import (
     polygon_iou,
     polygon_mask,
 )
-from swarmgym.types import Message, Task, Trajectory
+from swarmgym.wire import Message, Task, Trajectory
 
 PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -19,7 +19,7 @@ from swarmgym.errors import PolicyTimeoutError
 from swarmgym.policies import _http
 from swarmgym.policies.openai_http import OpenAIPolicy
 from swarmgym.testing import FakeOpenAIServer, Reply, start_fake_server_process
-from swarmgym.types import Message, SamplingParams
+from swarmgym.wire import Message, SamplingParams
 
 pytestmark = pytest.mark.anyio
 

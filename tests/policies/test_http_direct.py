@@ -147,7 +147,7 @@ async def test_a_password_in_the_url_is_never_shown() -> None:
     from swarmgym.policies.openai_http import OpenAIPolicy
     from swarmgym.policies.sglang import SGLangPolicy
     from swarmgym.testing import ToyChatTokenizer
-    from swarmgym.types import Message, SamplingParams
+    from swarmgym.wire import Message, SamplingParams
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

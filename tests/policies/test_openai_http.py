@@ -13,7 +13,7 @@ from swarmgym.policies.openai_http import OpenAIPolicy, normalize_base_url
 from swarmgym.testing import FakeOpenAIServer, Reply, ToyChatTokenizer, start_fake_server_process
 from swarmgym.testing import toy_tokenizer as tok
 from swarmgym.testing.fake_server import _logprob
-from swarmgym.types import Message, SamplingParams, ToolCall, ToolSpec
+from swarmgym.wire import Message, SamplingParams, ToolCall, ToolSpec
 
 pytestmark = pytest.mark.anyio
 
@@ -313,7 +313,7 @@ async def test_episode_with_tool_calls_over_http() -> None:
     from swarmgym.envs.core import AgentEnv
     from swarmgym.loop import run_episode
     from swarmgym.toolsets.calculator import CalculatorToolset
-    from swarmgym.types import Task
+    from swarmgym.wire import Task
 
     replies = [
         Reply.calls(("calculator", {"expression": "17 + 25"}), ("calculator", '{"expression": ')),
@@ -339,7 +339,7 @@ async def test_every_request_of_a_long_episode_carries_the_whole_conversation() 
     from swarmgym.envs.core import AgentEnv, EpisodeLimits
     from swarmgym.loop import run_episode
     from swarmgym.toolsets.calculator import CalculatorToolset
-    from swarmgym.types import Task
+    from swarmgym.wire import Task
 
     replies = [Reply.calls(("calculator", {"expression": f"{i} + 1"})) for i in range(6)] + ["done"]
     env = AgentEnv(
@@ -385,7 +385,7 @@ async def test_token_mode_episode_keeps_sampled_ids() -> None:
     from swarmgym.envs.core import AgentEnv
     from swarmgym.loop import run_episode
     from swarmgym.toolsets.calculator import CalculatorToolset
-    from swarmgym.types import Task
+    from swarmgym.wire import Task
 
     env = AgentEnv([Task(id="t", prompt="17+25?", answer="42")], toolsets=[CalculatorToolset()])
     replies = [Reply.tool("calculator", {"expression": "17 + 25"}), "42"]

@@ -10,7 +10,7 @@ import time
 import anyio
 import pytest
 from swarmgym.policies.scripted import ScriptedPolicy
-from swarmgym.types import SamplingParams, new_id
+from swarmgym.wire import SamplingParams, new_id
 
 SAMPLING = SamplingParams()
 

@@ -9,7 +9,7 @@ from swarmgym.policies.sglang import SGLangPolicy
 from swarmgym.testing import FakeOpenAIServer, Reply, ToyChatTokenizer
 from swarmgym.testing import toy_tokenizer as tok
 from swarmgym.testing.fake_server import _logprob
-from swarmgym.types import Message, SamplingParams, ToolSpec
+from swarmgym.wire import Message, SamplingParams, ToolSpec
 
 pytestmark = pytest.mark.anyio
 

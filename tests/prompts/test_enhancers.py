@@ -21,7 +21,7 @@ from swarmgym.prompts import (
     enhance_task,
 )
 from swarmgym.prompts.compose import compose_response
-from swarmgym.types import Message, Task, Trajectory
+from swarmgym.wire import Message, Task, Trajectory
 
 TASK = Task(id="t1", prompt="What is 1/2 + 1/4?", answer="3/4")
 EXAMPLES = [("1+1?", "2"), ("2+3?", "5"), ("10/4?", "5/2"), ("3*3?", "9")]

@@ -12,7 +12,7 @@ from swarmgym.envs.core import AgentEnv, EpisodeLimits
 from swarmgym.errors import ToolError
 from swarmgym.judges.base import FunctionJudge
 from swarmgym.toolsets.base import ToolContext, Toolset, tool
-from swarmgym.types import Completion, Message, Task, Usage
+from swarmgym.wire import Completion, Message, Task, Usage
 
 
 def tasks(n: int, prefix: str = "t") -> list[Task]:

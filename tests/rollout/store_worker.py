@@ -9,7 +9,7 @@ import anyio
 from swarmgym.envs.core import AgentEnv
 from swarmgym.policies.scripted import ScriptedPolicy
 from swarmgym.rollout import RolloutLimits, RolloutManager, TrajectoryStore
-from swarmgym.types import Task
+from swarmgym.wire import Task
 
 
 def main(path: str, n: int, compress: bool) -> None:

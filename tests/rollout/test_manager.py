@@ -28,7 +28,7 @@ from swarmgym.judges.base import FunctionJudge, JudgeContext
 from swarmgym.policies.base import PolicyRouter
 from swarmgym.policies.scripted import ScriptedPolicy
 from swarmgym.rollout import MemoryStore, RolloutLimits, RolloutManager
-from swarmgym.types import JudgeResult, Task
+from swarmgym.wire import JudgeResult, Task
 
 
 def simple_env(n: int = 4, **kw: object) -> AgentEnv:

@@ -12,7 +12,7 @@ from swarmgym.envs.core import AgentEnv
 from swarmgym.policies.scripted import ScriptedPolicy
 from swarmgym.rollout import LiveDashboard, RolloutManager, RolloutMetrics, serve_prometheus
 from swarmgym.rollout.metrics import Histogram, error_kind, summary_rows
-from swarmgym.types import Task
+from swarmgym.wire import Task
 
 
 def test_histogram_quantiles_are_bucket_accurate() -> None:

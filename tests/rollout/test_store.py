@@ -15,7 +15,7 @@ import pytest
 
 from swarmgym.errors import StoreError
 from swarmgym.rollout import TrajectoryStore, read_records, read_trajectories, store_manifest
-from swarmgym.types import Message, Trajectory
+from swarmgym.wire import Message, Trajectory
 
 
 def traj(i: int, status: str = "ok", parent: str | None = None) -> Trajectory:

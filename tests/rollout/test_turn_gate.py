@@ -99,7 +99,7 @@ def test_turns_per_tick_must_be_positive_or_none() -> None:
 @pytest.mark.anyio
 async def test_turns_after_a_retried_model_call_are_sliced_too() -> None:
     from swarmgym.errors import PolicyConnectionError
-    from swarmgym.types import Completion, Message
+    from swarmgym.wire import Completion, Message
 
     seen: set[str] = set()
 

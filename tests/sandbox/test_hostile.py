@@ -62,7 +62,7 @@ async def test_cannot_read_host_secrets_or_checkout(sandbox):
     import swarmgym
 
     checkout = os.path.dirname(os.path.abspath(swarmgym.__file__))
-    for cmd in ("cat /etc/shadow", "ls /root", f"cat {checkout}/types.py", "cat /etc/gshadow", f"ls {checkout}"):
+    for cmd in ("cat /etc/shadow", "ls /root", f"cat {checkout}/wire.py", "cat /etc/gshadow", f"ls {checkout}"):
         r = await sandbox.exec(cmd)
         assert r.exit_code != 0, f"{cmd} worked: {r.stdout[:200]}"
         assert r.stderr

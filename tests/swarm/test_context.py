@@ -15,7 +15,7 @@ from swarmgym.loop import ContextStrategy, run_episode
 from swarmgym.policies.base import PolicyContext, PolicyRouter
 from swarmgym.policies.scripted import ScriptedPolicy
 from swarmgym.toolsets.base import FunctionToolset
-from swarmgym.types import Message, Task, ToolCall
+from swarmgym.wire import Message, Task, ToolCall
 
 pytestmark = pytest.mark.anyio
 

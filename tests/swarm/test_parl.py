@@ -15,7 +15,7 @@ from swarmgym.judges.parl import (
     PARLStagedReward,
     swarm_counts,
 )
-from swarmgym.types import JudgeResult, Task, Trajectory
+from swarmgym.wire import JudgeResult, Task, Trajectory
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,7 @@ from swarmgym.toolsets.swarm_metrics import (
     steps_from_records,
     tree_steps,
 )
-from swarmgym.types import Message, Trajectory
+from swarmgym.wire import Message, Trajectory
 
 
 def agent(turns: int, tid: str, parent: str | None = None, launches: dict[int, list[str]] | None = None) -> Trajectory:

@@ -18,7 +18,7 @@ from swarmgym.toolsets.swarm import (
     SwarmToolset,
     step_limits,
 )
-from swarmgym.types import Task, ToolCall
+from swarmgym.wire import Task, ToolCall
 
 pytestmark = pytest.mark.anyio
 

@@ -114,7 +114,7 @@ async def test_fake_server_plays_the_same_baselines():
 
 def test_scripted_agent_reads_pages_not_answers():
     # with no tool results yet, the agent can only search
-    from swarmgym.types import Message
+    from swarmgym.wire import Message
 
     t = WideSearchTasks(0)[0]
     step = single_agent_step([Message(role="user", content=t.prompt)])

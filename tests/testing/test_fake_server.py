@@ -15,7 +15,7 @@ import pytest
 from swarmgym.testing import FakeOpenAIServer, Reply, start_fake_server_process
 from swarmgym.testing import toy_tokenizer as tok
 from swarmgym.testing.fake_server import _logprob
-from swarmgym.types import Message, ToolCall
+from swarmgym.wire import Message, ToolCall
 
 pytestmark = pytest.mark.anyio
 

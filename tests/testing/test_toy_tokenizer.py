@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from swarmgym.testing import ToyChatTokenizer
 from swarmgym.testing import toy_tokenizer as tok
-from swarmgym.types import Message, ToolCall, ToolSpec
+from swarmgym.wire import Message, ToolCall, ToolSpec
 
 
 @pytest.mark.parametrize("text", ["", "plain", "héllo wörld ✓", "<|im_start|>user\nhi<|im_end|>\n", "a < b"])

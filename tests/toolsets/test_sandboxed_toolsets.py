@@ -9,7 +9,7 @@ from swarmgym.toolsets.base import ToolContext
 from swarmgym.toolsets.files import FileEditToolset
 from swarmgym.toolsets.python import PythonToolset
 from swarmgym.toolsets.shell import ShellToolset
-from swarmgym.types import ToolCall
+from swarmgym.wire import ToolCall
 
 pytestmark = pytest.mark.anyio
 

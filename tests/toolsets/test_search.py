@@ -7,7 +7,7 @@ import pytest
 from swarmgym.errors import ConfigError
 from swarmgym.toolsets.base import ToolContext
 from swarmgym.toolsets.search import SearchIndex, SearchToolset
-from swarmgym.types import ToolCall
+from swarmgym.wire import ToolCall
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,7 @@ from swarmgym.errors import ConfigError
 from swarmgym.policies.base import PolicyContext
 from swarmgym.policies.hf import HFPolicy
 from swarmgym.training import sequence_logprobs, to_batch
-from swarmgym.types import Message, SamplingParams, ToolSpec, Trajectory
+from swarmgym.wire import Message, SamplingParams, ToolSpec, Trajectory
 
 TOOLS = [ToolSpec(name="add", parameters={"type": "object", "properties": {"a": {"type": "number"}}})]
 

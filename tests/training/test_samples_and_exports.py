@@ -17,7 +17,7 @@ from swarmgym.training import (
 )
 from swarmgym.training.synthetic import synthetic_episode
 from swarmgym.training.tito import TokenizedConversation
-from swarmgym.types import Completion, Message, Trajectory
+from swarmgym.wire import Completion, Message, Trajectory
 
 
 def _c(prompt: list[int], comp: list[int], version: int = 0, exact: bool = True) -> Completion:

@@ -7,7 +7,7 @@ from swarmgym.errors import ConfigError, TokenDriftError
 from swarmgym.training.chat import ChatRenderer, message_to_template, tools_to_template
 from swarmgym.training.synthetic import SYNTHETIC_TOOLS
 from swarmgym.training.tito import STATE_KEY, TokenizedConversation
-from swarmgym.types import Message, ToolCall
+from swarmgym.wire import Message, ToolCall
 
 
 def _ids(tok: Any, text: str) -> list[int]:

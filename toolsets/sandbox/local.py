@@ -34,7 +34,7 @@ from typing import Any
 import anyio
 
 from ...errors import SandboxError
-from ...types import new_id
+from ...wire import new_id
 from . import reaper
 from .base import SandboxConfig
 from .client import AgentSandbox, bootstrap_code

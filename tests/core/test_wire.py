@@ -6,7 +6,7 @@ import json
 
 import pytest
 from pydantic import BaseModel, ValidationError
-from swarmgym.types import (
+from swarmgym.wire import (
     Completion,
     ImagePart,
     JudgeResult,
@@ -229,7 +229,7 @@ def test_message_to_openai_drops_none_fields() -> None:
 
 
 def test_internal_replace_is_a_model_copy_without_revalidation() -> None:
-    from swarmgym.types import Completion, Message
+    from swarmgym.wire import Completion, Message
 
     c = Completion(message=Message(role="assistant", content="x"), latency_s=0.5)
     r = c._replace(latency_s=1.5, policy_version=3)

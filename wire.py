@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "coerce_action",
+    "truncate_middle",
     "Role",
     "TextPart",
     "ImagePart",
@@ -361,3 +363,56 @@ class Trajectory(BaseModel):
 
 
 _TRAJECTORY_FIELDS = frozenset(Trajectory.model_fields)
+
+
+_OPENAI_RESPONSE_ONLY = ("refusal", "annotations", "audio", "function_call")
+
+
+def coerce_action(action: Any) -> Completion:
+    """Turn any accepted action into a Completion.
+
+    Raises:
+        TypeError: the action is not a str, dict, Message or Completion.
+        ValueError: a dict/Message that is not a valid assistant message.
+    """
+    if isinstance(action, Completion):
+        if action.message.role != "assistant":
+            raise ValueError(f"action message must have role 'assistant', got {action.message.role!r}")
+        return action
+    if isinstance(action, str):
+        return Completion(message=Message(role="assistant", content=action))
+    if isinstance(action, Message):
+        if action.role != "assistant":
+            raise ValueError(f"action message must have role 'assistant', got {action.role!r}")
+        return Completion(message=action)
+    if isinstance(action, dict):
+        d = dict(action)
+        d.setdefault("role", "assistant")
+        # An OpenAI response message dumped to a dict carries response-only keys that are empty unless the
+        # server used them; accept such a dict as it comes instead of failing on extra keys.
+        for key in _OPENAI_RESPONSE_ONLY:
+            if key in d and not d[key]:
+                del d[key]
+        calls = d.get("tool_calls")
+        if calls:
+            d["tool_calls"] = [
+                ToolCall.from_openai(c) if isinstance(c, dict) and "function" in c else c for c in calls
+            ]
+        msg = Message.model_validate(d)  # pydantic ValidationError is a ValueError
+        if msg.role != "assistant":
+            raise ValueError(f"action message must have role 'assistant', got {msg.role!r}")
+        return Completion(message=msg)
+    raise TypeError(
+        f"action must be a str, an OpenAI-style dict, a Message or a Completion, got {type(action).__name__}"
+    )
+
+
+def truncate_middle(text: str, limit: int) -> str:
+    """Keep the head and tail of ``text`` within ``limit`` chars, with a marker saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    keep = limit - 80
+    head = keep // 2
+    tail = keep - head
+    cut = len(text) - head - tail
+    return f"{text[:head]}\n[... {cut} characters truncated ...]\n{text[-tail:]}"
