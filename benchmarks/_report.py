@@ -162,9 +162,7 @@ class Bench:
     @contextmanager
     def arm(self, name: str) -> Iterator[None]:
         """Run one arm: an exception in it is recorded as a failed arm (a missed target), not raised."""
-        if name in self.arms:
-            raise ValueError(f"arm {name!r} ran twice")
-        self.arms[name] = "running"
+        self.record_arm(name, "did not finish")
         try:
             yield
         except Exception as e:  # recorded, printed with its traceback, and turned into a missed target
@@ -172,6 +170,12 @@ class Bench:
             self.arms[name] = f"failed: {type(e).__name__}: {str(e).strip()[:300]}"
         else:
             self.arms[name] = "ok"
+
+    def record_arm(self, name: str, error: str | None) -> None:
+        """Record an arm that ran elsewhere (e.g. in a subprocess): ``error`` None means it succeeded."""
+        if name in self.arms:
+            raise ValueError(f"arm {name!r} recorded twice")
+        self.arms[name] = "ok" if error is None else f"failed: {error}"
 
     def rows(self, results: Mapping[str, Any]) -> list[dict[str, Any]]:
         arm_rows = [
