@@ -51,6 +51,16 @@ TARGETS = [
     Target("ratio_vs_bare", ">=", 0.8, what="single-turn rollouts/s ÷ bare aiohttp+orjson calls/s"),
     Target("episode_ratio_vs_policy", ">=", 0.8, what="single-turn rollouts/s ÷ OpenAIPolicy.complete calls/s"),
 ]
+# README rows besides the targets (benchmarks/_readme.py)
+DESCRIBE = {
+    "bare_aiohttp_calls_per_s": "bare arm: aiohttp `session.post` + orjson, calls/s",
+    "http_policy_calls_per_s": "`OpenAIPolicy.complete` alone, calls/s",
+    "http_single_turn_rollouts_per_s": "single-turn rollouts through `run_episode` (reset, call, judge), /s",
+    "bare_client_cpu_ms_per_call": "client CPU per bare call, ms",
+    "policy_client_cpu_ms_per_call": "client CPU per policy call, ms",
+    "http_client_cpu_ms_per_rollout": "client CPU per single-turn rollout, ms",
+    "episode_overhead_us": "the episode's own CPU on top of its model call, µs",
+}
 # --quick: the same modes and checks on fewer calls (enough to fill the pool a few times over)
 QUICK = {"n": 600, "concurrency": 64, "repeats": 2, "warmup": 200}
 
@@ -220,7 +230,7 @@ def record_arms(bench: Bench, res: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: the contract of ``benchmarks/_report.py`` (table, JSON, exit code)."""
-    bench = Bench("http_overhead", __doc__, TARGETS)
+    bench = Bench("http_overhead", __doc__, TARGETS, DESCRIBE)
     p = bench.parser
     p.add_argument("-n", type=int, default=5000, help="calls per mode (default 5000)")
     p.add_argument("--concurrency", type=int, default=256)

@@ -84,7 +84,7 @@ def measure_loop(episodes: int = 3000, repeats: int = 3) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    bench = Bench("overhead", __doc__, TARGETS)
+    bench = Bench("overhead", __doc__, TARGETS, http_overhead.DESCRIBE)
     p = bench.parser
     p.add_argument("-n", type=int, default=5000, help="HTTP calls per mode (default 5000)")
     p.add_argument("--concurrency", type=int, default=256)

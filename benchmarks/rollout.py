@@ -539,6 +539,20 @@ SECTION_TARGETS: dict[str, list[Target]] = {
     "recursion": [],
 }
 TARGETS = [t for ts in SECTION_TARGETS.values() for t in ts]
+# README rows besides the targets (benchmarks/_readme.py)
+DESCRIBE = {
+    "rollouts_per_s_single_turn": "swarmgym single-turn rollouts/s (fake server, concurrency 256)",
+    "verifiers_rollouts_per_s_single_turn": "verifiers 0.3.1 single-turn rollouts/s, same server",
+    "rollouts_per_s_tools": "swarmgym 5-tool-call rollouts/s",
+    "verifiers_rollouts_per_s_tools": "verifiers 0.3.1 5-tool-call rollouts/s",
+    "client_cpu_ms_per_rollout_single_turn": "swarmgym client CPU per single-turn rollout, ms",
+    "verifiers_client_cpu_ms_per_rollout_single_turn": "verifiers client CPU per single-turn rollout, ms",
+    "scale_wall_s": "scale: wall time for every episode (policy waits 1–5 s per call, 3 turns), s",
+    "loop_lag_p50_ms": "event-loop lag p50, ms",
+    "turn_wait_p50_ms": "turns that waited for their slice of the loop: p50 wait, ms",
+    "children_per_s": "recursion: children/s (1,000 parents × 8)",
+    "spawn_overhead_us": "recursion: manager overhead per spawned child, µs",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -546,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--only", choices=SECTIONS, action="append")
     sections = p.parse_known_args(argv)[0].only or list(SECTIONS)
-    bench = Bench("rollout", __doc__, [t for s in sections for t in SECTION_TARGETS[s]])
+    bench = Bench("rollout", __doc__, [t for s in sections for t in SECTION_TARGETS[s]], DESCRIBE)
     p = bench.parser
     p.add_argument("--scale-n", type=int, default=None, help="concurrent episodes of the scale section (100000)")
     p.add_argument("--latency", default="1,5", help="scale section policy latency LOW,HIGH seconds (1,5)")

@@ -60,6 +60,16 @@ TARGETS: dict[str, list[Target]] = {
     for backend, rt, leak in (("local", 5.0, "leaked_processes"), ("docker", 15.0, "leaked_containers"))
 }
 
+# README rows besides the targets (benchmarks/_readme.py)
+DESCRIBE = {
+    "cold_start_ms": "cold start (create until the agent answers), median ms",
+    "python_rt_p99_ms": '`run_python("1+1")` round trip p99, ms',
+    "baseline_warm_rt_p50_ms": "baseline: a warm worker over a pipe (no isolation / running container), p50 ms",
+    "rt_ratio_vs_warm": "sandbox round trip ÷ warm worker round trip (> 1: the sandbox is slower)",
+    "cold_baseline_ms": "for contrast: a fresh `python -c` / `docker run` per call, median ms",
+    "concurrent_mem_per_sandbox_mb": "host memory per held sandbox, MB",
+}
+
 # The baseline's worker: one expression per line in, its repr out (flushed: -u).
 WORKER = "import sys\nfor line in sys.stdin:\n    sys.stdout.write(repr(eval(line)) + '\\n')\n    sys.stdout.flush()\n"
 
@@ -321,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--backend", choices=["local", "docker"], default="local")
     backend = pre.parse_known_args(argv)[0].backend
-    bench = Bench("sandbox", __doc__, TARGETS[backend])
+    bench = Bench("sandbox", __doc__, TARGETS[backend], DESCRIBE)
     ap = bench.parser
     ap.add_argument("--backend", choices=["local", "docker"], default="local")
     ap.add_argument("--cold", type=int, default=10, help="cold starts to time")
