@@ -13,15 +13,19 @@ Sections (each runs in its own child process, so peak RSS and GC state belong to
 - **http**: the same fake OpenAI-compatible server (aiohttp, **another process**) serves swarmgym and
   verifiers 0.3.1 in the same run: single-turn episodes and 5-tool-call episodes (the server answers with a
   calculator call until it has seen 5 tool results), concurrency 256, ``--http-n`` (default 5,000) episodes
-  each. verifiers is installed into its own virtualenv under ``~/.cache/swarmgym-bench`` (never a project
-  dependency); when that fails the output says so and the ratios are null. Target: ≥ 10× verifiers.
+  each. verifiers is installed into its own virtualenv under ``~/.cache/swarmgym/bench`` (never a project
+  dependency; ``.ci/install-verifiers.sh`` pre-builds it) and runs with ``AsyncOpenAI``'s defaults (2
+  retries) and a 600 s timeout. Each side is an arm: it fails if it errors or if any episode does not
+  finish with reward 1.0 (an arm that fails fast would look fast), and a ratio is only computed when both
+  arms succeeded; otherwise it is missing, a missed target. Target: ≥ 10× verifiers.
 - **recursion**: ``--parents`` (1,000) parents each spawning 8 children concurrently (in-process policy, no
   latency): children/s and the manager's overhead per spawn (child episode time through ``spawn`` minus the
   same child episode run directly with ``run_episode``), with the default limits and without time slicing
   (``spawn_overhead_us_unsliced``: with a zero-latency policy every turn is ready at once, so most wait
   for a later loop iteration; ``recursion_turns_waited`` counts them).
 
-Run: ``swarmgym bench rollout [--json FILE] [--quick]`` (``--quick`` shrinks every N for a smoke run).
+Run: ``swarmgym bench rollout [--json FILE] [--quick] [--no-check] [--only SECTION]`` (``--quick``: scale
+5,000, HTTP 500, recursion 100 parents; the same code and checks. ``--only`` checks that section's targets).
 """
 
 from __future__ import annotations
@@ -288,7 +292,9 @@ if mode == "single":
 else:
     env = vf.ToolEnv(dataset=ds, tools=[calculator], rubric=rubric, max_turns=7)
 from verifiers.clients import OpenAIChatCompletionsClient
-client = OpenAIChatCompletionsClient(AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0))
+# the openai client's defaults (2 retries) with a long timeout: httpx's 5 s connect timeout fails verifiers
+# episodes on a busy machine, and a baseline must not lose for want of patience
+client = OpenAIChatCompletionsClient(AsyncOpenAI(base_url=base_url, api_key="x", timeout=600.0))
 async def run(k):
     return await env.evaluate(client, "fake-model", num_examples=k, rollouts_per_example=1,
                               max_concurrent=conc, on_progress=lambda *a, **kw: None)
