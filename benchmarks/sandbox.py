@@ -13,7 +13,8 @@ Measures, in one run:
 * the baseline, the best plain way to run code repeatedly without swarmgym: **a warm worker** — one
   long-lived ``python3`` reading an expression per line on stdin and writing ``repr(eval(...))`` on stdout
   (local: a plain subprocess, no isolation; docker: the same worker in a running container of the sandbox
-  image, attached with ``docker run -i``). ``baseline_warm_rt_p50_ms`` is its round trip and
+  image, attached with ``docker run -i``), one baseline round trip after each sandbox round trip, so both
+  see the same machine load. ``baseline_warm_rt_p50_ms`` is its round trip and
   ``rt_ratio_vs_warm`` = sandbox round trip ÷ warm worker round trip: what the sandbox's isolation and
   protocol cost per call (> 1 means the sandbox is slower). For contrast, ``cold_baseline_ms`` is one
   fresh ``python -c`` (local) or ``docker run`` (docker) per call;
@@ -99,7 +100,9 @@ async def _cold_start(backend: str, n: int) -> list[float]:
     return out
 
 
-async def _warm(backend: str, acquires: int, rts: int) -> dict[str, Any]:
+async def _warm(backend: str, acquires: int, rts: int, worker: _WarmWorker | None) -> dict[str, Any]:
+    """Acquire and round-trip figures; with ``worker``, one baseline round trip follows each sandbox round trip
+    (taking turns, so a change in machine load hits both alike)."""
     from swarmgym.toolsets.sandbox import SandboxPool
 
     acq: list[float] = []
@@ -122,6 +125,8 @@ async def _warm(backend: str, acquires: int, rts: int) -> dict[str, Any]:
                 rt.append((time.perf_counter() - t) * 1e3)
                 if r.value != "2":  # a wrong answer's speed is no figure
                     raise RuntimeError(f"run_python('1+1') returned {r.value!r} ({r.error or r.note})")
+                if worker is not None:
+                    worker.call()
         stats = pool.stats
     return {
         "acquire_p50_ms": _pct(acq, 0.5),
@@ -206,33 +211,54 @@ def _docker_prefix(interactive: bool) -> list[str]:
     return ["docker", "run", *(["-i"] if interactive else []), "--rm", "--network", "none", default_image()]
 
 
-def _baseline_warm(backend: str, n: int) -> list[float]:
-    """Round trips (ms) of ``1+1`` to a warm worker (see the module docstring): the best plain baseline."""
-    prefix = _docker_prefix(interactive=True) if backend == "docker" else []
-    py = "python3" if backend == "docker" else _host_python()
-    proc = subprocess.Popen(
-        [*prefix, py, "-u", "-c", WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        xs = []
-        for i in range(n + 20):  # the first 20 warm it up (container attach, interpreter caches)
-            t = time.perf_counter()
-            proc.stdin.write("1+1\n")
-            proc.stdin.flush()
-            out = proc.stdout.readline()
-            if out != "2\n":
-                raise RuntimeError(f"warm {backend} worker answered {out!r} (exit code {proc.poll()})")
-            if i >= 20:
-                xs.append((time.perf_counter() - t) * 1e3)
-        return xs
-    finally:
-        proc.stdin.close()
+class _WarmWorker:
+    """The baseline (see the module docstring): one long-lived python reading ``1+1`` lines over a pipe.
+
+    :meth:`call` times one round trip; an error is kept in :attr:`error` (the baseline arm fails, the sandbox
+    measurement it takes turns with goes on).
+    """
+
+    def __init__(self, backend: str) -> None:
+        prefix = _docker_prefix(interactive=True) if backend == "docker" else []
+        py = "python3" if backend == "docker" else _host_python()
+        self.backend = backend
+        self.times: list[float] = []
+        self.error: str | None = None
+        self.proc = subprocess.Popen(
+            [*prefix, py, "-u", "-c", WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        for _ in range(20):  # warm-up (container attach, interpreter caches), not timed
+            self.call()
+        self.times.clear()
+        if self.error:
+            raise RuntimeError(self.error)
+
+    def call(self) -> None:
+        if self.error is not None:
+            return
+        assert self.proc.stdin is not None and self.proc.stdout is not None
         try:
-            proc.wait(30)
+            t = time.perf_counter()
+            self.proc.stdin.write("1+1\n")
+            self.proc.stdin.flush()
+            out = self.proc.stdout.readline()
+            dt = time.perf_counter() - t
+        except OSError as e:
+            self.error = f"warm {self.backend} worker: {e}"
+            return
+        if out != "2\n":
+            self.error = f"warm {self.backend} worker answered {out!r} (exit code {self.proc.poll()})"
+            return
+        self.times.append(dt * 1e3)
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(30)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            self.proc.kill()
+            self.proc.wait()
 
 
 def _baseline_cold(backend: str, n: int) -> float:
@@ -307,16 +333,29 @@ def run(
     if backend == "local":
         _become_subreaper()
     res: dict[str, Any] = {"backend": backend}
-    with arm("sandbox"):
-        cs = anyio.run(_cold_start, backend, cold)
-        res["cold_start_ms"] = statistics.median(cs)
-        res.update(anyio.run(_warm, backend, acquires, rts))
-        if concurrent > 0:
-            res.update(anyio.run(_concurrent, backend, concurrent))
-    with arm("warm worker baseline"):
-        warm = _baseline_warm(backend, max(rts // 4, 50))
-        res["baseline_warm_rt_p50_ms"] = statistics.median(warm)
-        res["baseline_warm_rt_p99_ms"] = _pct(warm, 0.99)
+    worker: _WarmWorker | None = None
+    worker_error: str | None = None
+    try:
+        worker = _WarmWorker(backend)
+    except Exception as e:  # the baseline arm failed; the sandbox is still measured
+        worker_error = f"{type(e).__name__}: {str(e).strip()[:300]}"
+    try:
+        with arm("sandbox"):
+            cs = anyio.run(_cold_start, backend, cold)
+            res["cold_start_ms"] = statistics.median(cs)
+            res.update(anyio.run(_warm, backend, acquires, rts, worker))
+            if concurrent > 0:
+                res.update(anyio.run(_concurrent, backend, concurrent))
+    finally:
+        if worker is not None:
+            worker.close()
+    if worker is not None and worker_error is None:
+        worker_error = worker.error or (None if worker.times else "no round trip was timed (the sandbox arm failed first)")
+    if bench is not None:
+        bench.record_arm("warm worker baseline", worker_error)
+    if worker is not None and worker_error is None:
+        res["baseline_warm_rt_p50_ms"] = statistics.median(worker.times)
+        res["baseline_warm_rt_p99_ms"] = _pct(worker.times, 0.99)
         if "python_rt_p50_ms" in res:
             res["rt_ratio_vs_warm"] = res["python_rt_p50_ms"] / res["baseline_warm_rt_p50_ms"]
     with arm("cold baseline"):
