@@ -58,7 +58,9 @@ def render_one(js: dict[str, Any]) -> str:
     lines += ["| metric | value | target |", "|---|---|---|"]
     for row in js["readme"]:
         t = targets.get(row["name"])
-        value = t["value"] if t else res.get(row["name"])
+        if t is None and row["name"] not in res:  # a described figure this run did not measure (--only ...)
+            continue
+        value = t["value"] if t else res[row["name"]]
         goal = f"{t['goal']} {'✓' if t['met'] else '✗'}" if t else ""
         lines.append(f"| {_cell(row['what'])} | {_cell(_fmt(value))} | {_cell(goal)} |")
     failed = [t for t in js["targets"] if t["name"].startswith("arm ") and not t["met"]]

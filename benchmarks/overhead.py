@@ -28,8 +28,8 @@ __all__ = ["TARGETS", "measure_import", "measure_loop", "main"]
 TURNS = 8
 
 TARGETS = [
-    Target("import_s", "<=", 0.3, what="`import swarmgym` in a fresh interpreter, best of 5"),
-    Target("loop_cpu_us_per_step", "<=", 20.0, what="loop CPU per step (scripted policy, calculator, judge, no HTTP)"),
+    Target("import_s", "<=", 0.3, what="`import swarmgym` in a fresh interpreter, best of 5, s"),
+    Target("loop_cpu_us_per_step", "<=", 20.0, what="loop CPU per step (scripted policy, calculator, judge, no HTTP), µs"),
     *http_overhead.TARGETS,
 ]
 

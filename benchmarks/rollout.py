@@ -535,8 +535,8 @@ SECTION_TARGETS: dict[str, list[Target]] = {
             quick_why=f"quick mode admits {QUICK_SCALE_N:,} episodes", what="most episodes in flight at once",
         ),
         Target("scale_not_ok", "==", 0, what="scale episodes that did not finish ok with reward 1.0"),
-        Target("peak_rss_mb", "<=", 4096, what="peak RSS of the scale section"),
-        Target("loop_lag_p99_ms", "<=", 50, what="event-loop lag p99 (20 ms probe timer)"),
+        Target("peak_rss_mb", "<=", 4096, what="peak RSS of the scale section, MB"),
+        Target("loop_lag_p99_ms", "<=", 50, what="event-loop lag p99 (20 ms probe timer), ms"),
     ],
     "http": [
         Target("ratio_vs_verifiers_single_turn", ">=", 10, what="single-turn rollouts/s ÷ verifiers 0.3.1"),

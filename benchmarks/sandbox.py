@@ -51,9 +51,9 @@ def _held(backend: str) -> Target:
 # the targets of each backend (the only place they are written)
 TARGETS: dict[str, list[Target]] = {
     backend: [
-        Target("acquire_p50_ms", "<=", 5.0, what="warm acquire p50"),
-        Target("acquire_p99_ms", "<=", 50.0, what="warm acquire p99"),
-        Target("python_rt_p50_ms", "<=", rt, what='`run_python("1+1")` round trip p50'),
+        Target("acquire_p50_ms", "<=", 5.0, what="warm acquire p50, ms"),
+        Target("acquire_p99_ms", "<=", 50.0, what="warm acquire p99, ms"),
+        Target("python_rt_p50_ms", "<=", rt, what='`run_python("1+1")` round trip p50, ms'),
         _held(backend),
         Target("concurrent_failures", "==", 0, what="sandboxes that failed to start or answer"),
         Target(leak, "==", 0, what=f"{leak.split('_')[1]} of this run left after close"),

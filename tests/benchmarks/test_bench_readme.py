@@ -49,6 +49,13 @@ def test_tables_show_values_goals_and_misses(tmp_path: Path) -> None:
     assert "targets missed: arm baseline, speed" in judges
 
 
+def test_a_described_figure_not_measured_has_no_row_but_a_missing_target_does(tmp_path: Path) -> None:
+    _bench_json(tmp_path, "overhead", {"leaks": 0})
+    md = _readme.render(_readme.load([str(tmp_path)]))
+    assert "an extra figure" not in md  # e.g. a section left out with --only
+    assert "| calls per second | — | ≥ 10 ✗ |" in md
+
+
 def test_quick_results_are_refused_unless_allowed(tmp_path: Path) -> None:
     _bench_json(tmp_path, "overhead", {"speed": 12.5, "leaks": 0}, argv=("--quick",))
     docs = _readme.load([str(tmp_path)])
