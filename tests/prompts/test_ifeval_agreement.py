@@ -23,16 +23,16 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+import langdetect
+import nltk
 import pytest
 
-ifeval = pytest.importorskip("if_verifiable.ifeval.instructions_registry", reason="dev extra: pip install if-verifiable")
-
-import langdetect  # noqa: E402
-import nltk  # noqa: E402
-from if_verifiable.common import get_loose_transformations  # noqa: E402
-from if_verifiable.ifeval import instructions_util  # noqa: E402
-from swarmgym.prompts.compose import compose_response  # noqa: E402
-from swarmgym.prompts.constraints import REGISTRY, SampleContext, check, sample_constraint  # noqa: E402
+# the dev extra installs if-verifiable; without it this module fails to import (it never skips)
+from if_verifiable.common import get_loose_transformations
+from if_verifiable.ifeval import instructions_registry as ifeval
+from if_verifiable.ifeval import instructions_util
+from swarmgym.prompts.compose import compose_response
+from swarmgym.prompts.constraints import REGISTRY, SampleContext, check, sample_constraint
 
 N = 300  # responses per kind (each checked strict and loose)
 KEYWORDS = ("harbor", "ember", "velvet")
