@@ -37,8 +37,11 @@ __all__ = [
     "REGISTRY",
     "ConstraintKind",
     "check",
+    "ANSWER_FORMAT_CONFLICTS",
+    "answer_text_conflicts",
     "check_all",
     "compatible",
+    "compatible_with_answer",
     "count_sentences",
     "count_words",
     "sample_constraint",
@@ -472,6 +475,71 @@ for _k, _vs in list(_CONFLICTS.items()):
 def compatible(a: str, b: str) -> bool:
     """True when kinds ``a`` and ``b`` may appear together (a kind is never combined with itself)."""
     return a != b and b not in _CONFLICTS.get(a, set())
+
+
+# ------------------------------------------------------------------------- answer formats vs constraints
+# A task whose answer the judge extracts in an answer format (``task.metadata["answer_format"]``: boxed,
+# tags, json, last_line; see swarmgym.judges.extract) cannot take a constraint that no answer in that format
+# can meet. Two kinds of clash, modelled separately:
+#
+# 1. the constraint contradicts the format's *markup or position* (this table);
+# 2. the constraint contradicts the *gold answer's text* (:func:`answer_text_conflicts`): "all lowercase"
+#    when the answer is "True", "no commas" when it is "(0, 1]".
+
+ANSWER_FORMAT_CONFLICTS: dict[str, frozenset[str]] = {
+    # \BOXED{} is not \boxed{} (the extractor is case-sensitive, as LaTeX is); a whole-response JSON
+    # would need the LaTeX escaped inside a string
+    "boxed": frozenset({"case:uppercase", "format:json"}),
+    # <ANSWER> is still the tag (tags are read case-insensitively): the tags format clashes with nothing
+    "tags": frozenset(),
+    # "End your response with a JSON object" (the format instruction) vs every other demand on the end of
+    # the response, even where the lenient extractor would still find the object; a JSON
+    # object's field name is lowercase; JSON separates fields (and list items) with commas
+    "json": frozenset({"case:uppercase", "punctuation:no_comma", "startend:end", "content:postscript",
+                       "startend:quotation"}),
+    # the answer alone on the last line vs every other demand on the last line / the whole response
+    "last_line": frozenset({"startend:end", "content:postscript", "startend:quotation", "format:json",
+                            "combination:two_responses"}),
+}
+
+
+def answer_text_conflicts(kind: str, answer: Any) -> bool:
+    """True when constraint ``kind`` contradicts the gold answer's own text (which the response must contain).
+
+    Only case and comma constraints look at it: an uppercase-only response cannot contain ``\\frac`` or
+    "True" spelled right, a lowercase one cannot contain "A", a comma-free one cannot contain "1, 2".
+    """
+    if answer is None:
+        return False
+    golds = answer if isinstance(answer, (list, tuple)) else [answer]
+    texts = [g if isinstance(g, str) else json.dumps(g, ensure_ascii=False) for g in golds]
+    if kind == "case:uppercase":
+        return all(any(c.islower() for c in t) for t in texts)
+    if kind == "case:lowercase":
+        return all(any(c.isupper() for c in t) for t in texts)
+    if kind == "punctuation:no_comma":
+        return all("," in t for t in texts)
+    return False
+
+
+def compatible_with_answer(kind: str, answer_format: Any = None, answer: Any = None) -> bool:
+    """Whether constraint ``kind`` can be met by a response that gives ``answer`` in ``answer_format``.
+
+    Args:
+        kind: a constraint kind.
+        answer_format: the task's answer format (a kind string or the ``{"kind", …}`` dict recorded in
+            ``task.metadata["answer_format"]``), or None when the task has no extracted answer.
+        answer: the gold answer (one value or a list of accepted values), or None.
+    """
+    if isinstance(answer_format, Mapping):
+        answer_format = answer_format.get("kind")
+    if answer_format is not None:
+        if answer_format not in ANSWER_FORMAT_CONFLICTS:
+            raise ValueError(f"unknown answer format {answer_format!r}; known: {sorted(ANSWER_FORMAT_CONFLICTS)}")
+        if kind in ANSWER_FORMAT_CONFLICTS[answer_format]:
+            return False
+        return not answer_text_conflicts(kind, answer)
+    return True
 
 
 def sample_constraint(kind: str, rng: random.Random, ctx: SampleContext) -> dict[str, Any]:

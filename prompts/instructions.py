@@ -19,6 +19,7 @@ import random
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from ..judges.extract import ANSWER_FORMAT_KEY
 from ..wire import JudgeResult, Task, Trajectory
 from .base import append_to_prompt, prompt_text, with_metadata
 from .constraints import (
@@ -27,6 +28,7 @@ from .constraints import (
     SampleContext,
     check,
     compatible,
+    compatible_with_answer,
     sample_constraint,
 )
 
@@ -75,7 +77,11 @@ class InstructionEnhancer:
     """Adds ``k`` mutually compatible constraints (from ``kinds``, default all) to a task.
 
     Constraints already in the task's metadata count as chosen (applying twice adds, never contradicts).
-    If fewer than ``k`` compatible kinds remain, fewer are added.
+    A constraint that contradicts the task's answer format (``task.metadata["answer_format"]``, e.g. "all
+    uppercase" with ``\\boxed{}``, "end with phrase X" with a closing JSON object) or the gold answer's own
+    text ("no commas" when the answer is "1, 2") is never added; see
+    :func:`~swarmgym.prompts.constraints.compatible_with_answer`. If fewer than ``k`` compatible kinds remain,
+    fewer are added.
 
     Args:
         k: how many constraints to add.
@@ -105,13 +111,15 @@ class InstructionEnhancer:
             ctx.kinds.add(c["kind"])
             p = c.get("params", {})
             ctx.used_words.update(p.get("keywords", []) + p.get("words", []) + ([p["word"]] if "word" in p else []))
+        fmt = task.metadata.get(ANSWER_FORMAT_KEY)
         order = list(self.kinds)
         rng.shuffle(order)
         chosen: list[dict[str, Any]] = []
         for kind in order:
             if len(chosen) >= self.k:
                 break
-            if all(compatible(kind, other) for other in ctx.kinds) and REGISTRY[kind].applicable(ctx):
+            if (all(compatible(kind, other) for other in ctx.kinds) and REGISTRY[kind].applicable(ctx)
+                    and compatible_with_answer(kind, fmt, task.answer)):
                 chosen.append(sample_constraint(kind, rng, ctx))
         return chosen
 
