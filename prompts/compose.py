@@ -68,7 +68,8 @@ def _extras(p: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def _build(p: Mapping[str, Mapping[str, Any]], n_sent: int, rng: random.Random, pad: int = 0) -> str:
     ex = _extras(p)
-    n_struct = int(p.get("format:sections", p.get("length:paragraphs", {"n": 1}))["n"])
+    nth = p.get("length:nth_paragraph_first_word")
+    n_struct = int(p.get("format:sections", p.get("length:paragraphs", nth or {"n": 1}))["n"])
     n_sent = max(n_sent, n_struct)
     chunks = _groups(ex, n_sent)
     sents = [_sentence(rng, c, pad) for c in chunks]
@@ -84,8 +85,14 @@ def _build(p: Mapping[str, Mapping[str, Any]], n_sent: int, rng: random.Random, 
         text = "\n\n".join(f"{sp} {i + 1}\n{g}" for i, g in enumerate(groups))
     elif "length:paragraphs" in p:
         text = "\n\n***\n\n".join(g.strip() for g in groups)
+    elif nth is not None:
+        k = int(nth["nth"]) - 1
+        groups[k] = f"{str(nth['first_word']).title()} {groups[k].strip()}"
+        text = "\n\n".join(g.strip() for g in groups)
     else:
         text = groups[0]
+    if "format:constrained_response" in p:
+        text = f"{text.rstrip()} My answer is yes."
     if "format:title" in p:
         text = f"<<{rng.choice(_ADJ).title()} {rng.choice(TITLE_WORDS)}>>\n\n{text}"
     if "startend:start" in p:

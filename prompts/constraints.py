@@ -274,6 +274,36 @@ def _c_two(t: str, p: Mapping[str, Any]) -> bool:
     return len(valid) == 2 and valid[0] != valid[1]  # a trailing "******" is tolerated
 
 
+def _c_nth_first_word(t: str, p: Mapping[str, Any]) -> bool:
+    # IFEval's paragraphs here are "\n\n"-separated; empty ones do not count, but the nth is taken by
+    # position in the split (as IFEval does), so a stray blank paragraph before it fails the check
+    paras = t.split("\n\n")
+    n = sum(1 for x in paras if x.strip())
+    nth = int(p["nth"])
+    if not 1 <= nth <= int(p["n"]):
+        raise ValueError(f"nth must be between 1 and n={p['n']}, got {nth}")
+    if nth > n:
+        return False
+    para = paras[nth - 1].strip()
+    if not para:
+        return False
+    word = para.split()[0].strip().lstrip("'").lstrip('"')
+    first = ""
+    for ch in word:
+        if ch in ".,?!'\"":
+            break
+        first += ch.lower()
+    return n == int(p["n"]) and first == str(p["first_word"]).lower()
+
+
+CONSTRAINED_OPTIONS: tuple[str, ...] = ("My answer is yes.", "My answer is no.", "My answer is maybe.")
+
+
+def _c_constrained(t: str, p: Mapping[str, Any]) -> bool:
+    s = t.strip()
+    return any(o in s for o in CONSTRAINED_OPTIONS)
+
+
 # ---------------------------------------------------------------------------------------------- samplers
 
 
@@ -325,6 +355,11 @@ def _s_capitals(rng: random.Random, ctx: SampleContext) -> dict[str, Any]:
 
 def _s_none(rng: random.Random, ctx: SampleContext) -> dict[str, Any]:
     return {}
+
+
+def _s_nth(rng: random.Random, ctx: SampleContext) -> dict[str, Any]:
+    n = rng.randint(2, 5)
+    return {"n": n, "nth": rng.randint(1, n), "first_word": _free_words(rng, ctx, 1)[0]}
 
 
 # ---------------------------------------------------------------------------------------------- registry
@@ -455,6 +490,20 @@ _KINDS: list[ConstraintKind] = [
         "sentence)",),
         _STRUCT - {"combination:repeat_prompt"} | frozenset({"startend:start", "format:title"}),
         _repeat_ok),
+    ConstraintKind("length:nth_paragraph_first_word", _c_nth_first_word, _s_nth, (
+        "There should be {n} paragraphs. Paragraphs and only paragraphs are separated with each other by two "
+        "new lines as if it was '\\n\\n' in python. Paragraph {nth} must start with word {first_word}.",
+        "Write exactly {n} paragraphs separated by blank lines; paragraph number {nth} must begin with the word "
+        "{first_word}."),
+        frozenset({"length:paragraphs", "format:sections", "combination:two_responses", "format:json",
+                   "startend:quotation", "combination:repeat_prompt", "startend:start", "format:title",
+                   "content:postscript"})),
+    ConstraintKind("format:constrained_response", _c_constrained, _s_none, (
+        'Answer with one of the following options: ("My answer is yes.", "My answer is no.", '
+        '"My answer is maybe.")',
+        'Your answer must contain one of these exact sentences: "My answer is yes.", "My answer is no." or '
+        '"My answer is maybe."'),
+        frozenset({"case:lowercase", "case:uppercase"})),
     ConstraintKind("combination:two_responses", _c_two, _s_none, (
         "Give two different responses. Responses and only responses should be separated by 6 asterisk symbols: ******.",
         "Write two different answers, separated by a line of six asterisks: ******"),
@@ -489,17 +538,18 @@ def compatible(a: str, b: str) -> bool:
 ANSWER_FORMAT_CONFLICTS: dict[str, frozenset[str]] = {
     # \BOXED{} is not \boxed{} (the extractor is case-sensitive, as LaTeX is); a whole-response JSON
     # would need the LaTeX escaped inside a string
-    "boxed": frozenset({"case:uppercase", "format:json"}),
-    # <ANSWER> is still the tag (tags are read case-insensitively): the tags format clashes with nothing
-    "tags": frozenset(),
+    "boxed": frozenset({"case:uppercase", "format:json", "format:constrained_response"}),
+    # <ANSWER> is still the tag (tags are read case-insensitively). Every format: a task with its own answer
+    # cannot be answered with "My answer is yes/no/maybe." (format:constrained_response)
+    "tags": frozenset({"format:constrained_response"}),
     # "End your response with a JSON object" (the format instruction) vs every other demand on the end of
     # the response, even where the lenient extractor would still find the object; a JSON
     # object's field name is lowercase; JSON separates fields (and list items) with commas
     "json": frozenset({"case:uppercase", "punctuation:no_comma", "startend:end", "content:postscript",
-                       "startend:quotation"}),
+                       "startend:quotation", "format:constrained_response"}),
     # the answer alone on the last line vs every other demand on the last line / the whole response
     "last_line": frozenset({"startend:end", "content:postscript", "startend:quotation", "format:json",
-                            "combination:two_responses"}),
+                            "combination:two_responses", "format:constrained_response"}),
 }
 
 

@@ -52,6 +52,9 @@ CASES: dict[str, tuple[dict, str, str]] = {
     "startend:quotation": ({}, '"quoted"', 'not "quoted"'),
     "combination:repeat_prompt": ({"prompt": "Write about tea."}, "write about tea. Tea is great.", "Tea. Write about tea."),
     "combination:two_responses": ({}, "first\n******\nsecond", "same\n******\nsame"),
+    "length:nth_paragraph_first_word": ({"n": 2, "nth": 2, "first_word": "ember"}, "One.\n\n\"Ember, then.",
+                                        "One.\n\nEmbers two."),
+    "format:constrained_response": ({}, "Thinking... My answer is maybe.", "My answer is: yes."),
 }
 
 

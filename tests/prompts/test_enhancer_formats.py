@@ -33,7 +33,7 @@ def _placements(body: str, fmt: str, answer: str) -> list[str]:
     """Ways a model could put the answer into a response (before, after, inside a JSON wrapper …)."""
     box = {"boxed": f"\\boxed{{{answer}}}", "tags": f"<answer>{answer}</answer>",
            "json": json.dumps({"answer": answer}), "last_line": answer}[fmt]
-    out = [f"{box}\n\n{body}", f"{body}\n\n{box}", f"{body} {box}"]
+    out = [f"{box}\n\n{body}", f"{body}\n\n{box}", f"{body}\n{box}", f"{body} {box}"]
     lines = body.split("\n")
     for i in range(1, min(len(lines), 6)):
         out.append("\n".join([*lines[:i], box, *lines[i:]]))

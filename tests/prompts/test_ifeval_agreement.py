@@ -63,6 +63,7 @@ PIECES = (
     "HARBOR", "harbor_x", "emberly", "velvet", "NOTE", "I", "A", "DON'T", "U.S.", "IT'S", "word, word",
     "Is there anything else I can help with?", '"quoted"', "Dr. Smith arrived.", "3.5 apples.", "zz", "Zebra",
     "Hope this helps.", "e.g. this", "Wait...", "café au lait.", "{\"a\": 1}",
+    "My answer is yes.", "my answer is no.", "My answer is: maybe", "Harbor, the first word.", "\"It's here.",
 )
 END = "Is there anything else I can help with?"
 JOINERS = (" ", " ", "\n", "\n\n", "\n\n***\n\n", "\n******\n")
@@ -154,6 +155,13 @@ KINDS: dict[str, tuple[str, Callable[[Params], Params], Callable[[random.Random,
     "combination:repeat_prompt": ("combination:repeat_prompt", lambda p: {"prompt_to_repeat": p["prompt"]},
                                   lambda r, t: {"prompt": PROMPT}),
     "combination:two_responses": ("combination:two_responses", lambda p: {}, lambda r, t: {}),
+    "length:nth_paragraph_first_word": (
+        "length_constraints:nth_paragraph_first_word",
+        lambda p: {"num_paragraphs": p["n"], "nth_paragraph": p["nth"], "first_word": p["first_word"]},
+        # nth <= n: IFEval's build_description silently re-draws an out-of-range nth at random
+        lambda r, t: {"n": (n := _near(r, t.count("\n\n") + 1)), "nth": r.randint(1, min(n, 3)),
+                      "first_word": r.choice(("harbor", "the", "section", "it"))}),
+    "format:constrained_response": ("detectable_format:constrained_response", lambda p: {}, lambda r, t: {}),
 }
 
 # Our kinds with no IFEval counterpart (IFEval's start checker is commented out of its registry).
