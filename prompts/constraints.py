@@ -23,6 +23,7 @@ An unknown relation (anything but "at least" / "less than") is a ValueError, nev
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -30,8 +31,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ConfigError
+
 __all__ = [
     "CAPS_POOL",
+    "DEFAULT_KINDS",
+    "LANGUAGES",
+    "OPTIONAL_KINDS",
+    "detect_language",
     "KEYWORD_POOL",
     "KINDS",
     "REGISTRY",
@@ -298,6 +305,44 @@ def _c_nth_first_word(t: str, p: Mapping[str, Any]) -> bool:
 
 CONSTRAINED_OPTIONS: tuple[str, ...] = ("My answer is yes.", "My answer is no.", "My answer is maybe.")
 
+LANGUAGES: dict[str, str] = {"es": "Spanish", "fr": "French", "de": "German", "it": "Italian", "pt": "Portuguese"}
+"""Languages ``language:response_language`` samples (ISO 639-1 codes as langdetect reports them); the
+composer has filler text for each."""
+MAX_DETECT_CHARS = 20_000  # language detection reads this much (its cost grows with the text)
+
+
+@functools.lru_cache(maxsize=1)
+def _language_factory() -> Any:
+    """A langdetect detector factory of our own, seeded (langdetect is random unless seeded; using our own
+    factory leaves langdetect's global one alone)."""
+    try:
+        from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+    except ImportError as e:
+        raise ConfigError(
+            "constraint kind 'language:response_language' needs langdetect: pip install langdetect"
+        ) from e
+    f = DetectorFactory()
+    f.load_profile(PROFILES_DIRECTORY)
+    f.set_seed(0)
+    return f
+
+
+def detect_language(text: str) -> str | None:
+    """The language langdetect sees in ``text`` (``"en"``, ``"fr"`` …), or None when it cannot tell."""
+    from langdetect.lang_detect_exception import LangDetectException
+
+    d = _language_factory().create()
+    d.append(text[:MAX_DETECT_CHARS])
+    try:
+        return str(d.detect())
+    except LangDetectException:
+        return None
+
+
+def _c_language(t: str, p: Mapping[str, Any]) -> bool:
+    got = detect_language(t)
+    return got is None or got == p["language"]  # as IFEval: text langdetect cannot place counts as followed
+
 
 def _c_constrained(t: str, p: Mapping[str, Any]) -> bool:
     s = t.strip()
@@ -355,6 +400,11 @@ def _s_capitals(rng: random.Random, ctx: SampleContext) -> dict[str, Any]:
 
 def _s_none(rng: random.Random, ctx: SampleContext) -> dict[str, Any]:
     return {}
+
+
+def _s_language(rng: random.Random, ctx: SampleContext) -> dict[str, Any]:
+    code = rng.choice(sorted(LANGUAGES))
+    return {"language": code, "name": LANGUAGES[code]}
 
 
 def _s_nth(rng: random.Random, ctx: SampleContext) -> dict[str, Any]:
@@ -504,6 +554,14 @@ _KINDS: list[ConstraintKind] = [
         'Your answer must contain one of these exact sentences: "My answer is yes.", "My answer is no." or '
         '"My answer is maybe."'),
         frozenset({"case:lowercase", "case:uppercase"})),
+    ConstraintKind("language:response_language", _c_language, _s_language, (
+        "Your ENTIRE response should be in {name} language, no other language is allowed.",
+        "Write your whole answer in {name}; do not use any other language."),
+        # everything that puts fixed English words into the response
+        frozenset({"keywords:include", "keywords:frequency", "startend:start", "startend:end", "format:title",
+                   "content:postscript", "format:sections", "format:highlights", "format:bullets",
+                   "case:lowercase", "case:uppercase", "case:capital_words", "combination:repeat_prompt",
+                   "length:nth_paragraph_first_word", "format:constrained_response", "content:placeholders"})),
     ConstraintKind("combination:two_responses", _c_two, _s_none, (
         "Give two different responses. Responses and only responses should be separated by 6 asterisk symbols: ******.",
         "Write two different answers, separated by a line of six asterisks: ******"),
@@ -513,6 +571,10 @@ _KINDS: list[ConstraintKind] = [
 
 REGISTRY: dict[str, ConstraintKind] = {k.kind: k for k in _KINDS}
 KINDS: tuple[str, ...] = tuple(REGISTRY)
+OPTIONAL_KINDS: frozenset[str] = frozenset({"language:response_language"})
+"""Kinds whose checker needs an optional package (langdetect): used only when asked for by name."""
+DEFAULT_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k not in OPTIONAL_KINDS)
+"""The kinds an :class:`~swarmgym.prompts.instructions.InstructionEnhancer` draws from by default."""
 
 # symmetric closure of the conflict relation
 _CONFLICTS: dict[str, set[str]] = {k: set(v.conflicts) for k, v in REGISTRY.items()}

@@ -23,6 +23,7 @@ from ..judges.extract import ANSWER_FORMAT_KEY
 from ..wire import JudgeResult, Task, Trajectory
 from .base import append_to_prompt, prompt_text, with_metadata
 from .constraints import (
+    DEFAULT_KINDS,
     KINDS,
     REGISTRY,
     SampleContext,
@@ -85,7 +86,8 @@ class InstructionEnhancer:
 
     Args:
         k: how many constraints to add.
-        kinds: allowed kinds (default: every registered kind).
+        kinds: allowed kinds (default: every registered kind except those needing an optional package,
+            ``constraints.OPTIONAL_KINDS``: ``language:response_language`` needs langdetect).
         mode / reward: passed to the :class:`InstructionJudge` exposed as ``judge``.
         weight: weight of that judge when AgentEnv adds it to the env's judge.
     """
@@ -98,7 +100,7 @@ class InstructionEnhancer:
         if unknown:
             raise ValueError(f"unknown constraint kinds {unknown}; known kinds: {', '.join(KINDS)}")
         self.k = k
-        self.kinds = tuple(kinds) if kinds else KINDS
+        self.kinds = tuple(kinds) if kinds else DEFAULT_KINDS
         self.weight = weight
         self.judge = InstructionJudge(mode=mode, reward=reward)
 

@@ -55,6 +55,9 @@ CASES: dict[str, tuple[dict, str, str]] = {
     "length:nth_paragraph_first_word": ({"n": 2, "nth": 2, "first_word": "ember"}, "One.\n\n\"Ember, then.",
                                         "One.\n\nEmbers two."),
     "format:constrained_response": ({}, "Thinking... My answer is maybe.", "My answer is: yes."),
+    "language:response_language": ({"language": "fr", "name": "French"},
+                                   "La rivière calme traverse le village et les enfants jouent dans le parc.",
+                                   "The quiet river crosses the village and the children play in the park."),
 }
 
 

@@ -13,6 +13,7 @@ from swarmgym.judges.extract import extract_answer, format_instruction
 from swarmgym.prompts.compose import compose_response
 from swarmgym.prompts.constraints import (
     ANSWER_FORMAT_CONFLICTS,
+    DEFAULT_KINDS,
     KINDS,
     REGISTRY,
     SampleContext,
@@ -105,7 +106,7 @@ def test_enhancer_never_adds_a_contradicting_constraint(fmt: str, answer: str) -
         for c in t.metadata.get("constraints", []):
             seen.add(c["kind"])
             assert compatible_with_answer(c["kind"], fmt, answer), (c["kind"], fmt, answer)
-    allowed = {k for k in KINDS if compatible_with_answer(k, fmt, answer) and REGISTRY[k].applicable(
+    allowed = {k for k in DEFAULT_KINDS if compatible_with_answer(k, fmt, answer) and REGISTRY[k].applicable(
         SampleContext(prompt=PROMPT))}
     assert seen == allowed  # and every allowed kind does get used
 

@@ -162,6 +162,8 @@ KINDS: dict[str, tuple[str, Callable[[Params], Params], Callable[[random.Random,
         lambda r, t: {"n": (n := _near(r, t.count("\n\n") + 1)), "nth": r.randint(1, min(n, 3)),
                       "first_word": r.choice(("harbor", "the", "section", "it"))}),
     "format:constrained_response": ("detectable_format:constrained_response", lambda p: {}, lambda r, t: {}),
+    "language:response_language": ("language:response_language", lambda p: {"language": p["language"]},
+                                   lambda r, t: {"language": r.choice(("en", "en", "fr", "es"))}),
 }
 
 # Our kinds with no IFEval counterpart (IFEval's start checker is commented out of its registry).
