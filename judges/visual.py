@@ -467,9 +467,6 @@ class VisualJudge:
     """
 
     KINDS = ("boxes", "points", "polygon", "ocr", "count")
-    # score() is synchronous inside (scipy matching, shapely rasters): run it in a worker thread so it does
-    # not block the event loop (honoured by swarmgym.judges.offload, which the judge-outcome work adds)
-    offload = "thread"
 
     def __init__(self, kind: Kind, *, sigma: float = 10.0, min_iou: float = 0.0, name: str | None = None) -> None:
         if kind not in self.KINDS:

@@ -49,9 +49,6 @@ class InstructionJudge:
     """
 
     name = "instructions"
-    # synchronous inside (regexes, langdetect for the language kind): off the event loop in a worker thread
-    # (honoured by swarmgym.judges.offload, which the judge-outcome work adds)
-    offload = "thread"
 
     def __init__(self, *, mode: Literal["strict", "loose"] = "strict",
                  reward: Literal["fraction", "all"] = "fraction", name: str | None = None) -> None:
