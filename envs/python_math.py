@@ -14,7 +14,7 @@ from typing import Any
 from ..toolsets.python import PythonToolset
 from ..wire import Message, Task
 from .core import AgentEnv, EpisodeLimits
-from .math import MATH_DATASETS, ReasoningGymJudge, ReasoningGymTasks
+from .math import MATH_DATASETS, ReasoningGymJudge, ReasoningGymTasks, render_in_task_format
 
 __all__ = ["make_env", "python_math_oracle", "SYSTEM_PROMPT"]
 
@@ -36,7 +36,7 @@ def python_math_oracle(task: Task, messages: list[Message]) -> Any:
             "content": "Let me compute it.",
             "tool_calls": [{"id": f"call_{n}", "name": "python", "arguments": {"code": code}}],
         }
-    return f"The answer is \\boxed{{{last_tool.text.strip()}}}."
+    return f"The answer is {render_in_task_format(task, last_tool.text.strip())}."
 
 
 def make_env(
