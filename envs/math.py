@@ -32,10 +32,15 @@ DEFAULT_CONFIG: dict[str, dict[str, Any]] = {"basic_arithmetic": {"operators": (
 # generators whose tasks have several valid answers (judged by reasoning-gym's own checker)
 MULTI_ANSWER_DATASETS = frozenset({"boxnet", "graph_color", "propositional_logic", "rubiks_cube", "rush_hour"})
 
-MATH_SYSTEM = "Solve the problem. Think step by step, then give only the final answer inside \\boxed{}."
+# "unless …": an AnswerFormatVariant may ask for JSON or tags in the task prompt, and the judge follows the
+# task's recorded format, so the system prompt must not contradict it
+MATH_SYSTEM = (
+    "Solve the problem. Think step by step, then give only the final answer inside \\boxed{} unless the "
+    "problem asks for another answer format."
+)
 TOOL_SYSTEM = (
     "Solve the problem. Use the calculator tool for every computation, then give only the final answer "
-    "inside \\boxed{}."
+    "inside \\boxed{} unless the problem asks for another answer format."
 )
 
 

@@ -21,7 +21,7 @@ __all__ = ["make_env", "python_math_oracle", "SYSTEM_PROMPT"]
 SYSTEM_PROMPT = (
     "Solve the problem. You have a python tool: a persistent Python session (variables stay defined between "
     "calls) in which you can compute and check your work. When you are sure, give only the final answer "
-    "inside \\boxed{}."
+    "inside \\boxed{} unless the problem asks for another answer format."
 )
 
 
