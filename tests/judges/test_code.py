@@ -189,6 +189,9 @@ def test_humaneval_env_episode() -> None:
         t = env.tasks[0]
         a = await run_episode(env, OraclePolicy(), t)
         b = await run_episode(env, ScriptedPolicy(["```python\ndef has_close_elements(n, t):\n    return True\n```"]), t)
+        # the default is a sandbox wherever bubblewrap works (the local sandbox tests need it too)
+        assert a.judge is not None and a.judge.info["where"] == ("sandbox" if env.sandbox is not None else "subprocess")
         return a.reward, b.reward
 
     assert anyio.run(main) == (1.0, 0.0)
+    assert make_env(sandbox=None).sandbox is None
