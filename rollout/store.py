@@ -147,9 +147,16 @@ def read_records(
 
 def read_trajectories(path: str | os.PathLike[str], *, top_level_only: bool = False) -> Iterator[Trajectory]:
     """Yield the stored trajectories (children included unless ``top_level_only``)."""
-    for kind, data in read_records(path):
-        if kind == "trajectory" and (not top_level_only or data.get("parent_id") is None):
-            yield Trajectory.model_validate(data)
+    for n, (kind, data) in enumerate(read_records(path), 1):
+        if kind != "trajectory":
+            continue
+        if not isinstance(data, dict):
+            raise StoreError(f"{path}: record {n} is a trajectory record without a trajectory ({type(data).__name__})")
+        if not top_level_only or data.get("parent_id") is None:
+            try:
+                yield Trajectory.model_validate(data)
+            except ValueError as e:  # pydantic's ValidationError: an intact line that is not a Trajectory
+                raise StoreError(f"{path}: record {n} is not a valid trajectory: {e}") from None
 
 
 def store_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
