@@ -226,3 +226,30 @@ def test_show_reports_judge_failures(tmp_path: object, capsys: pytest.CaptureFix
     assert "judge error" in out and "not trainable" in out
     assert main(["show", target, "--index", "0"]) == 0
     assert "judge=error" in capsys.readouterr().out
+
+
+def test_process_offload_does_not_rerun_an_unguarded_main_script(tmp_path: object) -> None:
+    # multiprocessing's spawn/forkserver children re-import __main__: a training script without a
+    # ``if __name__ == "__main__"`` guard would run again inside every judge worker
+    import os
+    import subprocess
+    import sys
+
+    d = str(tmp_path)
+    script = os.path.join(d, "train.py")
+    with open(script, "w") as f:
+        f.write(
+            "import anyio, os\n"
+            "from swarmgym.judges.base import JudgeContext, safe_score\n"
+            "from swarmgym.testing import FaultyJudge\n"
+            "from swarmgym.wire import Task, Trajectory\n"
+            f"open({os.path.join(d, 'runs.txt')!r}, 'a').write('ran\\n')\n"
+            "r = anyio.run(safe_score, FaultyJudge('none', offload='process'), Task(id='t', prompt='q'),"
+            " Trajectory(), JudgeContext())\n"
+            "print(r.outcome, r.reward)\n"
+        )
+    out = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.stdout.strip() == "ok 1.0", out.stderr
+    with open(os.path.join(d, "runs.txt")) as f:
+        assert f.read() == "ran\n"
