@@ -106,6 +106,8 @@ class TestOutcome:
     error: str | None = None
     timed_out: bool = False
     stderr: str = ""
+    isolation: str = ""
+    """Where the candidate ran: ``sandbox``, ``subprocess as uid 65534`` or ``subprocess, same uid as the judge``."""
 
     @property
     def n_passed(self) -> int:
@@ -564,10 +566,12 @@ async def run_tests(
     deadline = start + timeout_s
     if sandbox is not None:
         factory: Callable[[], Any] = functools.partial(_KernelCandidate, sandbox)
+        isolation = "sandbox"
     else:
         py = python or sys.executable
         flags = ("-I",) if site_packages else ("-I", "-S")
         uid = _local_uid(py)
+        isolation = f"subprocess as uid {uid}" if uid is not None else "subprocess, same uid as the judge"
         factory = functools.partial(_LocalCandidate, py, flags, memory_mb, int(timeout_s) + 1, uid)
     remote = _Remote(factory, solution, plan.remote, deadline, per_test)
     try:
@@ -583,7 +587,7 @@ async def run_tests(
     timed_out = remote.timed_out or time.monotonic() >= deadline
     if timed_out and error is None and not all(passed):
         error = "timed out"
-    return TestOutcome(tuple(passed), total, error, timed_out, remote.stderr_tail[-2000:])
+    return TestOutcome(tuple(passed), total, error, timed_out, remote.stderr_tail[-2000:], isolation)
 
 
 async def _in_thread(plan: _Plan, remote: _Remote, timeout_s: float) -> tuple[list[bool], str | None]:
@@ -686,7 +690,8 @@ class CodeTestJudge:
                               sandbox=sandbox, python=self.python, site_packages=self.site_packages)
         all_ok = float(res.total > 0 and res.n_passed == res.total)
         r = res.fraction if self.mode == "fraction" else all_ok
-        info: dict[str, Any] = {"passed": res.n_passed, "total": res.total, "where": "sandbox" if sandbox else "subprocess"}
+        info: dict[str, Any] = {"passed": res.n_passed, "total": res.total, "where": "sandbox" if sandbox else "subprocess",
+                                "isolation": res.isolation}
         if res.error:
             info["error"] = res.error[:1000]
         if res.stderr and not all_ok:

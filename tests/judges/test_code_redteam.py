@@ -353,3 +353,37 @@ _main()
     assert forged["passed"][:2] == [True, True]  # the host took the first `total` entries
     r = anyio.run(JUDGE.score, _task(), _traj(hack), JudgeContext())
     assert r.reward == 0.0
+
+
+def test_as_root_the_subprocess_candidate_cannot_read_the_judges_memory() -> None:
+    import os
+    import shutil
+
+    from swarmgym.judges.code import run_tests
+
+    if os.geteuid() != 0 or not shutil.which("python3", path="/usr/bin"):
+        pytest.skip("needs root (the uid drop) and a system /usr/bin/python3 that uid 65534 can run")
+    code = r'''
+import os
+def peek():
+    pid = os.getppid()
+    try:
+        with open(f"/proc/{pid}/mem", "rb") as f:
+            f.read(1)
+        return True
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return len(f.read()) > 0
+    except OSError:
+        return False
+'''
+    out = anyio.run(lambda: run_tests(code, tests=["assert peek() is True"], python="/usr/bin/python3"))
+    assert out.isolation == "subprocess as uid 65534"
+    assert out.n_passed == 0, out
+    # the control, and the documented limit of the subprocess mode: with an interpreter uid 65534 cannot run
+    # (e.g. one under /root) the candidate keeps the judge's uid, and then it *can* read the judge's process
+    same = anyio.run(lambda: run_tests(code, tests=["assert peek() is True"]))
+    if same.isolation == "subprocess, same uid as the judge":
+        assert same.n_passed == 1
