@@ -30,17 +30,26 @@ which is what the tests check. A call that raises in the candidate raises the sa
 type here (tests may expect ``ValueError``); a timeout, a crash or a non-plain result raises
 :class:`CandidateFailed`, a ``BaseException`` a test's ``except Exception`` cannot swallow. After a
 timeout or crash the candidate process is restarted (at most ``MAX_RESTARTS`` times) so later tests of a
-partial-credit run still count. Other projects that run reward code defend the same way in spirit
-(separate the test verdict from the tested code: HumanEval's ``execution.py`` only guards the host with
-``reliability_guard`` and a subprocess; RL code-reward libraries were forged through ``sys.exit(0)`` and
-``__eq__`` overrides) — we move the verdict out of reach instead of guarding it.
+partial-credit run still count.
+
+Why not guard the old way: HumanEval's own ``execution.py`` runs program and tests in one child process
+(``exec`` of prompt + completion + test, then ``result.append("passed")`` in the same interpreter) behind a
+``reliability_guard`` that disables destructive ``os`` functions: it protects the host, not the verdict.
+Public write-ups of reward hacking in code RL name the vectors this design closes: objects whose ``__eq__``
+is always true, ``sys.exit(0)``/``os._exit(0)`` before the asserts, patching the test framework's report,
+overwriting the evaluation function. We move the verdict out of the candidate's reach instead of guarding it;
+``tests/judges/test_code_redteam.py`` keeps a table of these hacks, each proven to score 0.
 
 Where the candidate runs: in ``ctx.sandbox`` when the episode has one (the sandbox's Python kernel hosts the
 candidate, each call is one ``run_python`` cell); otherwise in a fresh ``python -I`` subprocess with
 resource limits, its own session (killed as a group), a minimal environment, stdin closed, and — when the
 judge runs as root and the interpreter is reachable — as uid 65534 (``nobody``), so it cannot read or
 ptrace the judge's process. Limits of the subprocess mode: the candidate can read whatever files its uid
-can (a dataset installed world-readable, say); only the sandbox hides the host's files.
+can (a dataset installed world-readable, say), and when it keeps the judge's uid (not root, or an
+interpreter uid 65534 cannot run) it can read the judge's memory through ``/proc`` and find the tests
+there; ``TestOutcome.isolation`` says which case applies. Only the sandbox closes both. In the sandbox the
+candidate shares the kernel with the episode's own ``python`` tool (if the env has one): what the model
+defined there can only change its own return values.
 
 The trusted side runs the task's ``prefix`` and the test module in the judge process (they are task data,
 like the tests: HumanEval's ``poly`` helper comes from the prompt, not from the candidate, which could
