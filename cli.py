@@ -63,6 +63,8 @@ def _render_trajectory(t: Any, console: Any, max_chars: int) -> None:
     header = (
         f"[bold]{t.id}[/bold]  task={t.task_id}  env={t.env_id or '-'}  role={t.role}"
         f"  status={t.status}  reward={t.reward:.3f}"
+        + (f"  [red]judge={t.judge.outcome}[/red]" if t.judge is not None and t.judge.outcome != "ok" else "")
+        + ("" if t.trainable else "  trainable=False")
         + (f"  parent={t.parent_id}" if t.parent_id else "")
     )
     console.print(header)
@@ -81,6 +83,8 @@ def _render_trajectory(t: Any, console: Any, max_chars: int) -> None:
     if t.judge is not None:
         facets = ", ".join(f"{k}={v:.3f}" for k, v in t.judge.facets.items())
         console.print(f"judge: reward={t.judge.reward:.3f} {facets}")
+        if t.judge.outcome != "ok":
+            console.print(f"[red]judge {t.judge.outcome}:[/red] {t.judge.info.get('judge_error', '')}")
     if t.error:
         console.print(f"[red]error:[/red] {t.error.splitlines()[0] if t.error else ''}")
     if t.metrics:
@@ -104,6 +108,13 @@ def _summary(trajs: list[Any], console: Any) -> None:
     table.add_row("reward std", f"{statistics.pstdev(rewards):.4f}" if len(rewards) > 1 else "-")
     for s, n in sorted(by_status.items()):
         table.add_row(f"status {s}", str(n))
+    for outcome in ("error", "timeout"):  # judge failures: rewards that are not verdicts
+        n = sum(1 for t in top if t.judge is not None and t.judge.outcome == outcome)
+        if n:
+            table.add_row(f"judge {outcome}", str(n))
+    frozen = sum(1 for t in top if not t.trainable)
+    if frozen:
+        table.add_row("not trainable", str(frozen))
     turns = [t.metrics.get("turns", 0.0) for t in top]
     table.add_row("mean turns", f"{statistics.fmean(turns):.2f}" if turns else "-")
     calls = [t.metrics.get("tool_calls", 0.0) for t in top]

@@ -134,7 +134,10 @@ async def run_episode(
                     if terminated or truncated:
                         break
             if scope.cancelled_caught:  # the episode deadline: a truncation; what was produced is judged
-                await ep.aclose_episode("truncated", f"episode deadline of {deadline:g} s exceeded")
+                if state.judging:  # it passed while the judge ran: a judge timeout, never "ok"
+                    ep._judge_deadline(deadline)
+                else:
+                    await ep.aclose_episode("truncated", f"episode deadline of {deadline:g} s exceeded")
         except PolicyError as e:
             await ep.aclose_episode("error", f"{type(e).__name__}: {e}")
         except anyio.get_cancelled_exc_class():

@@ -34,6 +34,7 @@ __all__ = [
     "Task",
     "JudgeResult",
     "TrajectoryStatus",
+    "JudgeOutcome",
     "Trajectory",
     "new_id",
     "text_of",
@@ -41,6 +42,7 @@ __all__ = [
 
 Role = Literal["system", "user", "assistant", "tool"]
 TrajectoryStatus = Literal["ok", "truncated", "error", "cancelled"]
+JudgeOutcome = Literal["ok", "error", "timeout"]
 
 
 # Ids need uniqueness, not secrecy: a per-process random 64-bit base XOR a counter. Within a process ids never
@@ -307,6 +309,9 @@ class JudgeResult(_Wire):
     reward: float = 0.0
     facets: dict[str, float] = Field(default_factory=dict)
     info: dict[str, Any] = Field(default_factory=dict)
+    outcome: JudgeOutcome = "ok"
+    """Whether the judge itself worked: ``"error"`` (it raised, or gave no valid result) or ``"timeout"`` (it
+    ran out of time) mean the reward is not a verdict; such trajectories are not trainable by default."""
 
 
 class Trajectory(BaseModel):

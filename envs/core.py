@@ -36,7 +36,16 @@ from gymnasium.utils import seeding
 
 from ..errors import ConfigError
 from ..limits import EpisodeLimits
-from ..judges.base import Judge, JudgeContext, NullJudge, Weighted, checked_result, judge_error_result, safe_score
+from ..judges.base import (
+    Judge,
+    JudgeContext,
+    NullJudge,
+    Weighted,
+    checked_result,
+    judge_error_result,
+    judge_failure_result,
+    safe_score,
+)
 from ..prompts.base import PromptEnhancer
 from ..toolsets.base import ToolContext, run_tool_sync
 from ..wire import (
@@ -102,7 +111,7 @@ _TRAJECTORY_GIVEN = frozenset(
 class _Episode:
     """Mutable state of one episode (one AgentEnv instance runs one episode at a time; ``fork`` for more)."""
 
-    __slots__ = ("task", "traj", "ctx", "turn", "done", "stack", "t0", "tool_calls", "tool_errors")
+    __slots__ = ("task", "traj", "ctx", "turn", "done", "stack", "t0", "tool_calls", "tool_errors", "judging")
 
     def __init__(self, task: Task, traj: Trajectory, ctx: ToolContext) -> None:
         self.task = task
@@ -114,6 +123,7 @@ class _Episode:
         self.t0 = time.perf_counter()
         self.tool_calls = 0
         self.tool_errors = 0
+        self.judging = False  # True while the judge runs (a cancellation then interrupted the judge)
 
 
 class AgentEnv(gymnasium.Env):
@@ -133,7 +143,10 @@ class AgentEnv(gymnasium.Env):
         policies: a PolicyRouter used when tools or judges ``spawn`` children outside a rollout manager.
         context_strategy: decides what the policy sees each turn (see swarmgym.loop.ContextStrategy).
         render_mode: None or "ansi" (``render()`` returns the conversation as text).
-        judge_step: training step handed to judges with schedules (``JudgeContext.step``).
+        judge_step: training step handed to judges with schedules (``JudgeContext.step``); a rollout
+            manager sets it on every episode from its own counter (``RolloutManager.set_judge_step``).
+        train_on_judge_failure: keep trajectories whose judge failed or timed out trainable (default:
+            ``trainable=False``, since their reward 0 is not a verdict on the policy's answer).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
@@ -154,6 +167,7 @@ class AgentEnv(gymnasium.Env):
         context_strategy: Any = None,
         render_mode: str | None = None,
         judge_step: int = 0,
+        train_on_judge_failure: bool = False,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ConfigError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
@@ -178,6 +192,9 @@ class AgentEnv(gymnasium.Env):
         self.context_strategy = context_strategy
         self.render_mode = render_mode
         self.judge_step = judge_step
+        self.train_on_judge_failure = train_on_judge_failure
+        self.step_source: Callable[[], int] | None = None
+        """Where the judge's step is read from at judging time (a rollout manager sets it; else judge_step)."""
         self._tool_index: dict[str, Any] = {}
         specs: list[ToolSpec] = []
         for ts in self.toolsets:
@@ -580,18 +597,34 @@ class AgentEnv(gymnasium.Env):
             traj._assign(status=status)
         try:
             if status in ("ok", "truncated"):
-                jctx = JudgeContext(sandbox=ctx.sandbox, spawn=ctx.spawn, state=ctx.state, step=self.judge_step)
+                src = self.step_source  # the trainer's counter, read now: the step this sample trains at
+                step = src() if src is not None else self.judge_step
+                jctx = JudgeContext(sandbox=ctx.sandbox, spawn=ctx.spawn, state=ctx.state, step=step)
                 timeout = self.limits.judge_timeout_s
-                if timeout is None:  # safe_score's failure policy inline: one coroutine less per episode
-                    try:
-                        res = checked_result(self.judge, await self.judge.score(ep.task, traj, jctx))
-                    except anyio.get_cancelled_exc_class():
-                        raise
-                    except Exception as e:
-                        res = judge_error_result(e)
-                else:
-                    res = await safe_score(self.judge, ep.task, traj, jctx, timeout=timeout)
+                judge = self.judge
+                t0 = time.perf_counter()
+                ep.judging = True
+                try:
+                    if timeout is None and getattr(judge, "offload", None) is None:
+                        # safe_score's failure policy inline: one coroutine less per episode
+                        try:
+                            res = checked_result(judge, await judge.score(ep.task, traj, jctx))
+                        except (anyio.get_cancelled_exc_class(), KeyboardInterrupt):
+                            raise
+                        except BaseException as e:  # sys.exit() in a judge included
+                            res = judge_error_result(e)
+                    else:
+                        res = await safe_score(judge, ep.task, traj, jctx, timeout=timeout)
+                except anyio.get_cancelled_exc_class():
+                    # The run was cancelled, or the episode deadline passed, while the judge ran: never "ok".
+                    # run_episode turns the deadline case into a truncation with a judge timeout.
+                    traj._assign(status="cancelled", error="cancelled while judging")
+                    raise
+                ep.judging = False
+                traj.metrics["judge_time_s"] = time.perf_counter() - t0
                 traj._assign(judge=res, reward=res.reward)
+                if res.outcome != "ok":
+                    self._judge_failed(traj)
         finally:
             if ep.stack is not None:
                 with anyio.CancelScope(shield=True):
@@ -610,6 +643,22 @@ class AgentEnv(gymnasium.Env):
             m["model_time_s"] = model_time
             if ctx.metrics:
                 m.update(ctx.metrics)
+
+    def _judge_failed(self, traj: Trajectory) -> None:
+        """The policy for a trajectory whose judge failed or timed out: not trainable unless asked."""
+        if not self.train_on_judge_failure:
+            traj.trainable = False
+
+    def _judge_deadline(self, deadline: float) -> None:
+        """Record that the episode deadline passed while the judge ran (called by run_episode)."""
+        ep = self._ep
+        if ep is None:
+            return
+        reason = f"episode deadline of {deadline:g} s exceeded while judging"
+        res = judge_failure_result("timeout", reason)
+        ep.traj._assign(status="truncated", error=reason, judge=res, reward=0.0)
+        ep.judging = False
+        self._judge_failed(ep.traj)
 
     async def aclose_episode(self, status: TrajectoryStatus = "cancelled", error: str | None = None) -> None:
         """End the running episode without judging (cancelled/error), releasing its resources."""

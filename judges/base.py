@@ -1,8 +1,12 @@
 """Judge protocol, context, composition and the failure policy.
 
 A judge turns a finished trajectory into a :class:`~swarmgym.wire.JudgeResult`. Judges must be exact,
-bounded and deterministic; a judge that fails never crashes the episode: :func:`safe_score` turns the
-failure into reward 0 with a ``judge_error`` facet (or re-raises, if the caller asks for it).
+bounded and deterministic; a judge that fails never crashes the episode, and never looks like a wrong
+answer: :func:`safe_score` turns the failure into reward 0 with ``outcome="error"`` (it raised, returned
+something that is not a finite JudgeResult, or called ``sys.exit``) or ``outcome="timeout"`` (its deadline
+passed), a ``judge_error``/``judge_timeout`` facet and the reason in ``info``. Cancellation and Ctrl-C
+(``KeyboardInterrupt``, the user's, not the judge's) propagate; every other ``BaseException`` is contained.
+Synchronous judges run off the event loop when they declare ``offload`` (see :mod:`.offload`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import anyio
 
 from ..wire import JudgeResult, Task, Trajectory
 
-__all__ = ["Judge", "JudgeContext", "Weighted", "FunctionJudge", "safe_score", "NullJudge"]
+__all__ = ["Judge", "JudgeContext", "Weighted", "FunctionJudge", "safe_score", "NullJudge", "judge_failure_result"]
 
 
 @dataclass(slots=True)
@@ -85,18 +89,25 @@ async def safe_score(
     on_error: Literal["zero", "raise"] = "zero",
     timeout: float | None = None,
 ) -> JudgeResult:
-    """Score with the failure policy: on an exception (or a non-finite reward) return reward 0 with a
-    ``judge_error`` facet and the reason in ``info``; ``on_error="raise"`` re-raises instead."""
+    """Score with the failure policy (see the module docstring); ``on_error="raise"`` re-raises instead.
+
+    Args:
+        timeout: deadline of the call; when it passes the result has ``outcome="timeout"``.
+    """
+    from .offload import run_judge
+
     try:
         if timeout is not None:
             with anyio.fail_after(timeout):
-                res = await judge.score(task, trajectory, ctx)
+                res = await run_judge(judge, task, trajectory, ctx)
         else:
-            res = await judge.score(task, trajectory, ctx)
+            res = await run_judge(judge, task, trajectory, ctx)
         return checked_result(judge, res)
     except anyio.get_cancelled_exc_class():
         raise
-    except Exception as e:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # SystemExit from a judge's sys.exit() included: contained, not fatal
         if on_error == "raise":
             raise
         return judge_error_result(e)
@@ -112,20 +123,34 @@ def checked_result(judge: Any, res: Any) -> JudgeResult:
 
 
 def judge_error_result(e: BaseException) -> JudgeResult:
-    """Reward 0 with a ``judge_error`` facet and the reason (the failure policy of :func:`safe_score`)."""
-    return JudgeResult(
-        reward=0.0,
-        facets={"judge_error": 1.0},
-        info={"judge_error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=5)},
-    )
+    """The failure result for exception ``e``: ``outcome="timeout"`` for a TimeoutError, else ``"error"``."""
+    outcome: Literal["error", "timeout"] = "timeout" if isinstance(e, TimeoutError) else "error"
+    reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    if outcome == "timeout" and not str(e):
+        reason = "the judge ran out of time"
+    return judge_failure_result(outcome, reason, traceback.format_exc(limit=5))
+
+
+def judge_failure_result(outcome: Literal["error", "timeout"], reason: str, tb: str | None = None) -> JudgeResult:
+    """Reward 0, ``outcome`` set, a ``judge_error``/``judge_timeout`` facet and the reason in ``info``."""
+    info: dict[str, Any] = {"judge_error": reason}
+    if tb and tb.strip() != "NoneType: None":
+        info["traceback"] = tb
+    return JudgeResult(reward=0.0, facets={f"judge_{outcome}": 1.0}, info=info, outcome=outcome)
+
+
+def worst_outcome(*results: JudgeResult) -> Literal["ok", "error", "timeout"]:
+    """``"timeout"`` if any result timed out, else ``"error"`` if any failed, else ``"ok"``."""
+    outs = {r.outcome for r in results}
+    return "timeout" if "timeout" in outs else "error" if "error" in outs else "ok"
 
 
 class Weighted:
     """Weighted sum of judges: ``Weighted([(correct, 1.0), (fmt, 0.1)])``.
 
     Each judge's facets are reported under ``name/facet`` plus its own reward under ``name``; a failing
-    member contributes 0 and a ``name/judge_error`` facet, and the others still count. Members run
-    concurrently.
+    member contributes 0 and a ``name/judge_error`` facet, the others still count, and the sum carries the
+    worst member outcome (a sum with a failed part is not a verdict). Members run concurrently.
     """
 
     def __init__(self, judges: Sequence[tuple[Judge, float]], names: Sequence[str] | None = None) -> None:
@@ -165,4 +190,5 @@ class Weighted:
                 facets[f"{name}/{k}"] = v
             if res.info:
                 info[name] = res.info
-        return JudgeResult(reward=total, facets=facets, info=info)
+        return JudgeResult(reward=total, facets=facets, info=info,
+                           outcome=worst_outcome(*(r for r in results if r is not None)))

@@ -88,6 +88,7 @@ class MathJudge(OutcomeJudge):
     """
 
     name = "math"
+    offload = "process"  # sympy can run for ever: a killable worker (swarmgym.judges.offload)
 
     def __init__(self, *, answer_format: str | Mapping[str, Any] | None = "boxed", fallback: bool = False,
                  timeout_s: int = 5, name: str | None = None) -> None:

@@ -8,10 +8,14 @@ Two forms, both reporting their terms as facets:
   with a final message); ``r_perf`` is the task judge's reward. λ1 and λ2 are annealed to zero over training
   steps, so late in training only the task outcome counts.
 - :class:`PARLStagedReward`: ``R = λ_aux(e)·r_parallel + (1 − λ_aux(e))·(I[success]·Q(τ))`` with ``λ_aux``
-  annealed from 0.1 to 0 over epochs ``e``; ``Q(τ)`` is the task judge's reward and success means the
-  episode ended normally (status ``ok``) with ``Q ≥ min_quality``.
+  annealed from 0.1 to 0 over epochs ``e``; ``Q(τ)`` is the task judge's reward and success is a real
+  success: the episode ended normally (status ``ok``), the task judge worked, and its verdict passes —
+  ``Q ≥ success_threshold`` (default 1.0), or a named facet of the task judge (``success_facet``, e.g.
+  ``"all_passed"``) ``≥ success_threshold``. A table with F1 0.05 is not a success.
 
-The step comes from :attr:`JudgeContext.step` (set by the trainer or the run; ``AgentEnv(judge_step=…)``).
+A task judge that fails or times out makes the PARL result fail the same way (``outcome``), so the failure is
+never a silent 0. The step comes from :attr:`JudgeContext.step`: the rollout manager's training step
+(``RolloutManager.set_judge_step``), or ``AgentEnv(judge_step=…)`` outside a manager.
 The sub-agent counts come from the orchestrator trajectory's ``info["subagents"]`` records written by
 :class:`~swarmgym.toolsets.swarm.SwarmToolset` (so stored trajectories can be re-scored).
 
@@ -167,7 +171,8 @@ class PARLReward:
             "subagents_finished": float(finished),
         }
         facets.update({f"perf/{k}": v for k, v in perf.facets.items()})
-        return JudgeResult(reward=reward, facets=facets, info={"perf": perf.info} if perf.info else {})
+        return JudgeResult(reward=reward, facets=facets, info={"perf": perf.info} if perf.info else {},
+                           outcome=perf.outcome)
 
 
 class PARLStagedReward:
@@ -178,7 +183,9 @@ class PARLStagedReward:
         lambda_aux: schedule over epochs (default: linear from 0.1 to 0 over 10 epochs).
         steps_per_epoch: ``e = ctx.step // steps_per_epoch`` (1: the step *is* the epoch).
         parallel_cap: as in :class:`PARLReward`.
-        min_quality: success also needs ``Q ≥ min_quality``.
+        success_threshold: success needs ``Q ≥ success_threshold`` (or the ``success_facet`` ≥ it).
+        success_facet: decide success by this facet of the task judge (its verdict, e.g. ``"all_passed"``)
+            instead of by ``Q``; a missing facet is no success.
         name: facet prefix when composed with ``Weighted``.
 
     Facets: ``r_parallel``, ``success``, ``quality``, ``lambda_aux``, ``epoch``, ``subagents``, and the task
@@ -194,9 +201,12 @@ class PARLStagedReward:
         lambda_aux: Schedule | float = LinearSchedule(0.1, 0.0, steps=10),  # noqa: B008 - immutable
         steps_per_epoch: int = 1,
         parallel_cap: int = 10,
-        min_quality: float = 0.0,
+        success_threshold: float = 1.0,
+        success_facet: str | None = None,
         name: str | None = None,
     ) -> None:
+        if not math.isfinite(success_threshold):
+            raise ValueError(f"success_threshold must be finite, got {success_threshold}")
         if steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be at least 1, got {steps_per_epoch}")
         if parallel_cap < 1:
@@ -205,7 +215,8 @@ class PARLStagedReward:
         self.lambda_aux = _schedule(lambda_aux)
         self.steps_per_epoch = int(steps_per_epoch)
         self.parallel_cap = int(parallel_cap)
-        self.min_quality = float(min_quality)
+        self.success_threshold = float(success_threshold)
+        self.success_facet = success_facet
         if name:
             self.name = name
 
@@ -216,7 +227,8 @@ class PARLStagedReward:
         epoch = ctx.step // self.steps_per_epoch
         lam = self.lambda_aux(epoch)
         q = perf.reward
-        success = trajectory.status == "ok" and q >= self.min_quality and "judge_error" not in perf.facets
+        verdict = q if self.success_facet is None else perf.facets.get(self.success_facet, -math.inf)
+        success = trajectory.status == "ok" and perf.outcome == "ok" and verdict >= self.success_threshold
         reward = lam * rp + (1.0 - lam) * (q if success else 0.0)
         facets = {
             "r_parallel": rp,
@@ -227,4 +239,5 @@ class PARLStagedReward:
             "subagents": float(assigned),
         }
         facets.update({f"perf/{k}": v for k, v in perf.facets.items()})
-        return JudgeResult(reward=reward, facets=facets, info={"perf": perf.info} if perf.info else {})
+        return JudgeResult(reward=reward, facets=facets, info={"perf": perf.info} if perf.info else {},
+                           outcome=perf.outcome)

@@ -170,7 +170,7 @@ class OutcomeJudge:
             r = min(1.0, max(0.0, r)) if math.isfinite(r) else 0.0
             facets, info = {self.name: r, "extracted": 1.0}, {"extracted": pred[:1000]}
         # built here from a float and str-keyed float dicts: no validation needed (one per episode)
-        return _trusted(JudgeResult, {"reward": r, "facets": facets, "info": info}, {"reward", "facets", "info"})
+        return _trusted(JudgeResult, {"reward": r, "facets": facets, "info": info, "outcome": "ok"}, {"reward", "facets", "info"})
 
 
 def _stripped(x: Any) -> str:

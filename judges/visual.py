@@ -468,6 +468,8 @@ class VisualJudge:
 
     KINDS = ("boxes", "points", "polygon", "ocr", "count")
 
+    offload = "thread"  # rasterised polygons and matchings: off the event loop (swarmgym.judges.offload)
+
     def __init__(self, kind: Kind, *, sigma: float = 10.0, min_iou: float = 0.0, name: str | None = None) -> None:
         if kind not in self.KINDS:
             raise ValueError(f"kind must be one of {self.KINDS}, got {kind!r}")

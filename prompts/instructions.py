@@ -49,6 +49,7 @@ class InstructionJudge:
     """
 
     name = "instructions"
+    offload = "thread"  # langdetect and regexes over long answers: off the event loop
 
     def __init__(self, *, mode: Literal["strict", "loose"] = "strict",
                  reward: Literal["fraction", "all"] = "fraction", name: str | None = None) -> None:

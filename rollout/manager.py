@@ -676,6 +676,7 @@ class _Run:
         parent_id = parent_traj.id if parent_traj is not None else None
         while True:
             ep_env = env.fork()
+            ep_env.step_source = self.mgr.get_judge_step  # every judge reads the trainer's step when it runs
             st = _EpState(self, role, depth, lease, parent, ep_env)
             sb = ep_env.sandbox
             if sb is not None:
@@ -805,6 +806,11 @@ class _Run:
                 t.info["episode_judge"] = t.judge.model_dump(mode="json")
             t.judge = res
             t.reward = res.reward
+            if res.outcome != "ok":
+                self.metrics.counters["judge_" + res.outcome] += 1
+                self._breaker_judge_failure(t)
+                if not getattr(self.env, "train_on_judge_failure", False):
+                    t.trainable = False
 
         scored = [t for t in trajs if t.status in ("ok", "truncated")]
         async with anyio.create_task_group() as tg:
@@ -815,15 +821,39 @@ class _Run:
         rl = self.limits
         if rl.breaker_error_rate is None or traj.status == "cancelled":
             return
-        failed = traj.status == "error"
+        j = traj.judge
+        # a judge that fails or times out is a failing run as much as a policy that does
+        failed = traj.status == "error" or (j is not None and j.outcome != "ok")
+        self._breaker_record(traj, failed)
+
+    def _breaker_judge_failure(self, traj: Trajectory) -> None:
+        """A group judge failed on an episode the breaker already counted as fine: count it as failed."""
+        if self.limits.breaker_error_rate is None or not self.recent:
+            return
+        # the episode was recorded as a success when it finished; turn that record into a failure
+        for i in range(len(self.recent) - 1, -1, -1):
+            if not self.recent[i]:
+                self.recent[i] = True
+                self.recent_errors += 1
+                break
+        self._breaker_check(traj)
+
+    def _breaker_record(self, traj: Trajectory, failed: bool) -> None:
         if len(self.recent) == self.recent.maxlen and self.recent[0]:
             self.recent_errors -= 1
         self.recent.append(failed)
         self.recent_errors += failed
+        if failed:
+            self._breaker_check(traj)
+
+    def _breaker_check(self, traj: Trajectory) -> None:
+        rl = self.limits
         n = len(self.recent)
-        if failed and n >= rl.breaker_min_episodes and self.recent_errors >= rl.breaker_error_rate * n:
+        if n >= rl.breaker_min_episodes and self.recent_errors >= rl.breaker_error_rate * n:  # type: ignore[operator]
             if self.error is None:
-                first = (traj.error or "").strip().splitlines()
+                j = traj.judge
+                why = traj.error or (f"judge {j.outcome}: {j.info.get('judge_error', '')}" if j is not None else "")
+                first = why.strip().splitlines()
                 reason = first[0] if first else "unknown error"
                 self.error = RolloutError(
                     f"stopped the run: {self.recent_errors} of the last {n} episodes failed; latest error: {reason}. "
@@ -1029,7 +1059,9 @@ class RolloutManager:
             result replaces the episode judge's; the episode judge's is kept in ``info["episode_judge"]``).
         filter_zero_variance: leave groups whose rewards are all equal out of what runs return.
         success_threshold: reward at which a sample counts as passed (pass@k).
-        judge_step: training step handed to group judges (``JudgeContext.step``).
+        judge_step: the training step every judge sees (``JudgeContext.step``): per-episode judges read it
+            when they run, group judges when the group is scored. Advance it with :meth:`set_judge_step` or
+            ``resume(step=…)`` as training proceeds (PARL's λ and Toggle's phase follow it).
         freeze_gc: ``gc.freeze()`` once a run is set up: everything alive then (modules, envs, tasks) leaves
             the cyclic collector's view, which otherwise rescans it on every full collection.
         tune_gc: raise the cyclic collector's thresholds and freeze surviving objects every 0.07 s while a
@@ -1090,14 +1122,32 @@ class RolloutManager:
         self._paused = True
         self.metrics.gauges["paused"] = 1.0
 
-    def resume(self, policy: Policy | PolicyRouter | None = None, *, version: int | None = None) -> None:
+    def get_judge_step(self) -> int:
+        """The training step judges see now."""
+        return self.judge_step
+
+    def set_judge_step(self, step: int) -> None:
+        """Set the training step every judge sees from now on, including episodes already running.
+
+        Raises:
+            ConfigError: a negative or non-integer step.
+        """
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ConfigError(f"the training step must be an int >= 0, got {step!r}")
+        self.judge_step = step
+
+    def resume(self, policy: Policy | PolicyRouter | None = None, *, version: int | None = None,
+               step: int | None = None) -> None:
         """Continue after :meth:`pause`, optionally with new policy weights.
 
         Args:
             policy: the new policy (replaces role "main") or router (replaces all roles); every later
                 model call uses it, including those of episodes that started before.
             version: the new policy version (default: current + 1 when ``policy`` is given).
+            step: the new training step judges see (:meth:`set_judge_step`).
         """
+        if step is not None:
+            self.set_judge_step(step)
         if policy is not None:
             if isinstance(policy, PolicyRouter):
                 self._router = policy

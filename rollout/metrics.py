@@ -70,7 +70,8 @@ class RolloutMetrics:
 
     Counters: ``episodes_started``, ``episodes_finished`` (top-level), ``children_finished``, ``model_calls``,
     ``model_retries``, ``tool_calls``, ``restarts``, ``status_<status>`` (top-level), ``child_status_<status>``,
-    ``reward_sum``, ``samples_passed``/``samples_in_groups``; ``errors`` counts
+    ``reward_sum``, ``samples_passed``/``samples_in_groups``, ``judge_error``/``judge_timeout`` (top-level
+    trajectories whose judge failed; ``child_judge_…`` for children); ``errors`` counts
     failed episodes by error kind. Gauges: ``in_flight`` (episodes alive, children included), ``peak_in_flight``, ``peak_episode_slots``, ``queue_depth``, ``paused``, ``peak_turn_queue`` (most turns waiting for their slice of the loop). Histograms (seconds):
     ``model_latency_s``, ``tool_latency_s`` (mean per call, per episode), ``sandbox_wait_s``,
     ``loop_lag_s``, ``episode_wall_s``, ``turn_wait_s`` (a turn's wait for its slice of the event loop, only
@@ -125,6 +126,9 @@ class RolloutMetrics:
             self.hist["episode_wall_s"].observe(wall)
         if traj.status == "error":
             self.errors[error_kind(traj.error)] += 1
+        j = traj.judge
+        if j is not None and j.outcome != "ok":  # a judge failure is counted, never a silent reward 0
+            c[("judge_" if top_level else "child_judge_") + j.outcome] += 1
 
     @property
     def elapsed_s(self) -> float:

@@ -1,4 +1,5 @@
-"""Test helpers shipped with swarmgym: a fake OpenAI-compatible / SGLang model server and its toy tokenizer.
+"""Test helpers shipped with swarmgym: a fake OpenAI-compatible / SGLang model server and its toy tokenizer,
+and a judge that fails on purpose.
 
 Loaded lazily (the server needs aiohttp, which ``import swarmgym`` must not pull in).
 """
@@ -18,6 +19,7 @@ _LAZY = {
     "start_fake_server_process": ".process",
     "serve": ".fake_server",
     "ToyChatTokenizer": ".toy_tokenizer",
+    "FaultyJudge": ".judges",
 }
 
 __all__ = sorted(_LAZY)
@@ -25,6 +27,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .judges import FaultyJudge
     from .fake_server import DROP, FakeOpenAIServer, RecordedRequest, Reply, serve
     from .process import FakeServerProcess, start_fake_server_process
     from .toy_tokenizer import ToyChatTokenizer

@@ -65,7 +65,7 @@ def test_per_test_timeout_keeps_other_results() -> None:
     code = GOOD + "\ndef spin():\n    while True:\n        pass"
     tests = ["assert add(1, 2) == 3", "spin()", "assert add(2, 2) == 4"]
     r, f = _score(CodeTestJudge(per_test_timeout_s=0.3), code, tests)
-    assert r == pytest.approx(2 / 3) and "timeout" in f["error"]
+    assert r == pytest.approx(2 / 3) and "timed out" in f["error"]
 
 
 def test_global_timeout_kills_the_run() -> None:
@@ -124,41 +124,6 @@ def test_check_style_counts_statements() -> None:
     assert out.n_passed == 0 and "does not define" in (out.error or "")
     with pytest.raises(ValueError):
         anyio.run(lambda: run_tests("x", tests=["1"], check=check))
-
-
-class _ExecOnlySandbox:
-    """A stand-in with the Sandbox methods the judge uses, backed by a real shell (records calls)."""
-
-    def __init__(self, root: str) -> None:
-        self.root = root
-        self.calls: list[str] = []
-
-    async def write_file(self, path: str, data: str | bytes, *, mode: int | None = None) -> None:
-        import os
-
-        full = os.path.join(self.root, path)
-        os.makedirs(os.path.dirname(full), exist_ok=True)
-        with open(full, "w" if isinstance(data, str) else "wb") as f:
-            f.write(data)
-
-    async def exec(self, cmd: str, timeout: float | None = None, *, cwd: str | None = None,
-                   env: dict[str, str] | None = None) -> object:
-        import os
-        import sys
-        from types import SimpleNamespace
-
-        self.calls.append(cmd)
-        cmd = cmd.replace("python3 ", sys.executable + " ")
-        p = await anyio.run_process(["bash", "-c", cmd], cwd=self.root, env={**os.environ, **(env or {})}, check=False)
-        return SimpleNamespace(stdout=p.stdout.decode(), stderr=p.stderr.decode(), exit_code=p.returncode, timed_out=False)
-
-
-def test_uses_ctx_sandbox_when_present(tmp_path: object) -> None:
-    sb = _ExecOnlySandbox(str(tmp_path))
-    task = Task(id="t", prompt="p", metadata={"tests": ADD_TESTS[:2]})
-    r = anyio.run(CodeTestJudge().score, task, _traj(f"```python\n{GOOD}\n```"), JudgeContext(sandbox=sb))
-    assert r.reward == 1.0 and r.info["where"] == "sandbox"
-    assert any("harness.py" in c for c in sb.calls)
 
 
 def test_real_local_sandbox() -> None:
@@ -224,6 +189,9 @@ def test_humaneval_env_episode() -> None:
         t = env.tasks[0]
         a = await run_episode(env, OraclePolicy(), t)
         b = await run_episode(env, ScriptedPolicy(["```python\ndef has_close_elements(n, t):\n    return True\n```"]), t)
+        # the default is a sandbox wherever bubblewrap works (the local sandbox tests need it too)
+        assert a.judge is not None and a.judge.info["where"] == ("sandbox" if env.sandbox is not None else "subprocess")
         return a.reward, b.reward
 
     assert anyio.run(main) == (1.0, 0.0)
+    assert make_env(sandbox=None).sandbox is None

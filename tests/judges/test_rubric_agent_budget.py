@@ -240,7 +240,7 @@ def test_toggle_budget_phase_and_fixed_budget() -> None:
     later = [_sample("e", True, 1000), _sample("f", True, 2000)]
     assert score(later[0], 4, later) == 0.0 and j.budgets["t"] == 300
     r = _run(j, group[2], ctx=JudgeContext(group=group, step=0))
-    assert r.facets["budget"] == 300 and r.facets["phase"] == 0.0 and r.facets["group_accuracy"] == 0.75
+    assert r.facets["budget"] == 300 and r.facets["phase"] == 0.0 and r.facets["group_mean_reward"] == 0.75
 
 
 def test_toggle_hard_problem_keeps_reward() -> None:

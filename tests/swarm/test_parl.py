@@ -69,7 +69,7 @@ async def test_r_parallel_is_bounded():
 
 
 async def test_staged_form():
-    j = PARLStagedReward(perf(0.8), parallel_cap=4)  # λ_aux: 0.1 -> 0 over 10 epochs
+    j = PARLStagedReward(perf(0.8), parallel_cap=4, success_threshold=0.5)  # λ_aux: 0.1 -> 0 over 10 epochs
     traj = swarm_traj(assigned=2, finished=2)
     r = await j.score(TASK, traj, JudgeContext(step=0))
     assert r.facets["lambda_aux"] == 0.1 and r.facets["success"] == 1.0 and r.facets["quality"] == 0.8
