@@ -41,7 +41,7 @@ import random
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -354,7 +354,8 @@ class _EpState:
         if cap is not None and self.tokens >= cap:
             await self.env.aclose_episode("truncated", f"token budget of {cap} completion tokens per episode used up")
             raise _StopEpisode
-        if limits.max_staleness is not None and self.first_version is not None:
+        if (limits.max_staleness is not None and self.first_version is not None
+                and self.run.mgr._router.version_of(self.role) is None):  # pinned roles are off-policy by design
             behind = self.run.mgr.version - self.first_version
             if behind > limits.max_staleness:
                 why = f"policy version {self.first_version} is {behind} versions behind (max_staleness={limits.max_staleness})"
@@ -651,7 +652,9 @@ class _Run:
         p = self.policies.get(role)
         if p is None:
             sems = tuple(s for s in (self.model_sem, self.role_sems.get(role)) if s is not None)
-            p = self.policies[role] = _ManagedPolicy(mgr._router.get(role), sems, self, mgr.version)
+            pinned = mgr._router.version_of(role)  # a frozen role keeps its pinned version
+            version = mgr.version if pinned is None else pinned
+            p = self.policies[role] = _ManagedPolicy(mgr._router.get(role), sems, self, version)
         return p
 
     # ------------------------------------------------------------------ episodes
@@ -1085,29 +1088,43 @@ class RolloutManager:
         self._paused = True
         self.metrics.gauges["paused"] = 1.0
 
-    def resume(self, policy: Policy | PolicyRouter | None = None, *, version: int | None = None) -> None:
+    def resume(
+        self,
+        policy: Policy | PolicyRouter | None = None,
+        *,
+        version: int | None = None,
+        roles: Mapping[str, Policy] | None = None,
+    ) -> None:
         """Continue after :meth:`pause`, optionally with new policy weights.
 
+        Frozen roles (``"subagent"``, ``"judge"``, ``"summarizer"`` by default) stay pinned to their policy
+        and version unless ``roles`` names them: a new ``main`` never reaches them.
+
         Args:
-            policy: the new policy (replaces role "main") or router (replaces all roles); every later
-                model call uses it, including those of episodes that started before.
-            version: the new policy version (default: current + 1 when ``policy`` is given).
+            policy: the new policy (replaces role "main") or router (replaces the trainable roles; a frozen
+                role it only pins by default keeps its current pin); every later model call of a trainable
+                role uses it, including those of episodes that started before.
+            version: the new policy version (default: current + 1 when ``policy`` or ``roles`` is given).
+            roles: roles to re-assign explicitly (a frozen role named here is re-pinned to the new version).
         """
-        if policy is not None:
+        if policy is not None or roles:
+            old = self._router
             if isinstance(policy, PolicyRouter):
-                self._router = policy
+                new = policy.copy()
+                for r in new.defaulted & old.frozen:  # asked for nothing about r: its pin stays
+                    if r in old.roles():
+                        new.set(r, old.get(r), version=old.version_of(r))
+                        if r in old.defaulted:
+                            new.defaulted.add(r)
             else:
-                old = self._router
-                new = PolicyRouter(
-                    roles={r: old.get(r) for r in old.roles()},
-                    frozen=old.frozen,
-                    default=old.default,
-                    strict=old.strict,
-                )
-                new.set("main", policy)
-                self._router = new
-            self._router_changed = True
+                new = old.copy()
+                if policy is not None:
+                    new.set("main", policy)
             self.version = version if version is not None else self.version + 1
+            for r, p in (roles or {}).items():
+                new.set(r, p, version=self.version)
+            self._router = new
+            self._router_changed = True
         elif version is not None:
             self.version = version
         self._paused = False
