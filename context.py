@@ -172,8 +172,15 @@ SUMMARY_SYSTEM = (
 class Summary(_Threshold):
     """Once over the threshold, a ``"summarizer"`` policy condenses the history into one message.
 
+    Under a rollout manager the call goes through the manager like every other model call
+    (``PolicyContext.side_call``): it waits while the manager is paused, counts against its call limits, gets
+    the summariser role's version stamp, and is stored as a child trajectory (role ``"summarizer"``) of the
+    episode. The policy is ``policies`` when given, else the manager's ``"summarizer"`` role. Outside a
+    manager the call goes to ``policies`` directly.
+
     Args:
-        policies: a PolicyRouter (its ``"summarizer"`` role is used) or a single policy.
+        policies: a PolicyRouter (its ``"summarizer"`` role is used) or a single policy; None: the manager's
+            ``"summarizer"`` role (then the strategy only works under a manager).
         threshold_tokens: summarise when the visible conversation is estimated above this.
         system_prompt: instructions for the summariser.
         sampling: sampling for the summariser's call.
@@ -184,7 +191,7 @@ class Summary(_Threshold):
 
     def __init__(
         self,
-        policies: Any,
+        policies: Any = None,
         threshold_tokens: int = 32_000,
         *,
         system_prompt: str = SUMMARY_SYSTEM,
@@ -197,6 +204,13 @@ class Summary(_Threshold):
         self.sampling = sampling or SamplingParams(temperature=0.0)
 
     def _policy(self) -> Any:
+        if self.policies is None:
+            from .errors import ConfigError
+
+            raise ConfigError(
+                "Summary(policies=None) takes the summariser from the rollout manager; outside one pass "
+                "Summary(policies=...)"
+            )
         get = getattr(self.policies, "get", None)
         return get(self.role) if callable(get) and hasattr(self.policies, "is_trainable") else self.policies
 
@@ -239,7 +253,12 @@ class Summary(_Threshold):
             episode_id=(ctx.episode_id + "/summary") if ctx else "",
             turn=int(st.get("summaries", 0)),
         )
-        completion = await self._policy().complete(request, [], self.sampling, ctx=sctx)
+        side_call = ctx.side_call if ctx is not None else None
+        if side_call is not None:
+            own = self._policy() if self.policies is not None else None
+            completion = await side_call(self.role, request, [], self.sampling, sctx, policy=own)
+        else:
+            completion = await self._policy().complete(request, [], self.sampling, ctx=sctx)
         st["summary"] = completion.message.text.strip()
         st["cut"] = len(msgs)
         st["summaries"] = int(st.get("summaries", 0)) + 1

@@ -29,6 +29,9 @@ class PolicyContext:
         episode_id: id of the trajectory being built; stable across turns (use it for sticky routing).
         state: per-episode scratch space for the policy (e.g. the token-exact conversation so far).
         turn: 0-based index of this model call within the episode.
+        side_call: ``async side_call(role, messages, tools, sampling, ctx, policy=None) -> Completion`` for
+            model calls an episode makes besides its own turns (a context strategy's summariser); the rollout
+            manager sets it so such calls get its pause, limits, version stamp and store. None outside one.
     """
 
     task: Task | None = None
@@ -37,6 +40,7 @@ class PolicyContext:
     episode_id: str = ""
     state: dict[str, Any] = field(default_factory=dict)
     turn: int = 0
+    side_call: Any = None
 
 
 @runtime_checkable

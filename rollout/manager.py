@@ -59,7 +59,7 @@ from ..errors import (
 from ..judges.base import JudgeContext, safe_score
 from ..loop import run_episode
 from ..policies.base import Policy, PolicyContext, PolicyRouter
-from ..wire import Completion, Message, SamplingParams, Task, ToolSpec, Trajectory, new_id
+from ..wire import Completion, Message, SamplingParams, Task, ToolSpec, Trajectory, coerce_action, new_id
 from .groups import Group, group_stats
 from .limiter import Lease, SlotPool
 from .limits import RolloutLimits
@@ -367,6 +367,48 @@ class _EpState:
                     self.run.metrics.counters["dropped_stale"] += 1
                     await self.env.aclose_episode("cancelled", f"dropped: {why}")
                 raise _StopEpisode
+
+    async def side_call(
+        self, role: str, messages: Any, tools: Any, sampling: Any, pctx: PolicyContext, policy: Any = None
+    ) -> Completion:
+        """A model call besides the episode's turns (a context strategy's summariser), made like a turn's:
+        it waits while paused, goes through the role's call limits, retries and version stamp, and is stored
+        as a child trajectory of this episode (``role``; trainable only if the role is)."""
+        run = self.run
+        mgr = run.mgr
+        while mgr._paused:
+            await mgr._wait_resumed()
+        if policy is None:
+            pol: Any = run.policy_for(role)
+        else:  # the strategy's own policy, wrapped like the role's would be
+            sems = tuple(s for s in (run.model_sem, run.role_sems.get(role)) if s is not None)
+            pinned = mgr._router.version_of(role)
+            pol = _ManagedPolicy(policy, sems, run, mgr.version if pinned is None else pinned)
+        c = await pol.complete(messages, tools, sampling, ctx=pctx)
+        if type(c) is not Completion:
+            c = coerce_action(c)
+        self.tokens += c.usage.completion_tokens  # the episode's token budget pays for its summaries too
+        run.metrics.counters["side_calls"] += 1
+        parent = self.traj
+        if parent is not None and run.store is not None:
+            child = Trajectory(
+                task_id=f"{parent.task_id}/{role}",
+                env_id=parent.env_id,
+                parent_id=parent.id,
+                group_id=parent.group_id,
+                sample_index=parent.sample_index,
+                role=role,
+                trainable=mgr._router.is_trainable(role),
+                messages=[*messages, c.message],
+                completions=[c],
+                tools=list(tools),
+                status="ok",
+                metrics={"turns": 1.0, "tool_calls": 0.0},
+                info={"side_call": True, "turn": pctx.turn},
+            )
+            parent.children.append(child.id)
+            run.store.append(child)
+        return c
 
     async def spawn(
         self, env: Any, task: Task | dict[str, Any] | str, role: str = "subagent", limits: Any = None, **kw: Any
@@ -700,6 +742,7 @@ class _Run:
                     depth=depth,
                     trajectory_id=trajectory_id,
                     before_call=st.before_call,
+                    side_call=st.side_call,
                     fork=False,
                 )
             except anyio.get_cancelled_exc_class():
