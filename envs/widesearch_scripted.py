@@ -8,9 +8,10 @@ or behind the fake OpenAI server (:func:`fake_server_responder`).
 - :func:`single_agent_step` — **sequential single agent**: finds the registries (one search turn, one open
   turn), then looks the entities up **one by one** (a search turn, then one turn opening that entity's two
   pages), then answers with the table.
-- :func:`orchestrator_step` — **scripted orchestrator** (it has only the swarm tools): turn 1 creates a
-  sub-agent and assigns one registry listing per registry; turn 2 assigns the entities in chunks, all in
-  parallel; turn 3 merges the sub-agents' tables. Every sub-agent runs :func:`single_agent_step`.
+- :func:`orchestrator_step` — **scripted orchestrator**: finds the registries' members itself with its own
+  ``search``/``open`` (two turns; without those tools it assigns one listing sub-agent per registry
+  instead), then creates a sub-agent and assigns the entities in chunks, all in parallel, then merges the
+  sub-agents' tables. Every sub-agent runs :func:`single_agent_step`.
 """
 
 from __future__ import annotations
@@ -157,7 +158,12 @@ def single_agent_step(messages: Sequence[Message]) -> dict[str, Any] | str:
 
 
 def orchestrator_step(
-    messages: Sequence[Message], *, entities_per_agent: int = 2, max_agents: int = 100
+    messages: Sequence[Message],
+    *,
+    entities_per_agent: int = 2,
+    max_agents: int = 100,
+    self_search: bool = True,
+    subagent_prompt: str | None = None,
 ) -> dict[str, Any] | str:
     """SCRIPTED BASELINE: the next action of the scripted orchestrator.
 
@@ -166,6 +172,9 @@ def orchestrator_step(
         entities_per_agent: entities per sub-agent (more sub-agents are used when the cap allows).
         max_agents: most sub-agents to launch, listing agents included (chunks grow when there are more
             entities).
+        self_search: find the registries' members with its own search/open (False: listing sub-agents, for
+            an orchestrator with only the swarm tools).
+        subagent_prompt: the sub-agents' system prompt (default :data:`SUBAGENT_PROMPT`).
     """
     registries, entities, columns = parse_request(_first_user(messages))
     if not columns:
@@ -173,13 +182,19 @@ def orchestrator_step(
     from ..judges.f1 import parse_markdown_table
 
     h = _History(messages)
+    if registries and self_search:
+        own, members = _resolve_registries(h, registries)
+        if own:
+            return {"role": "assistant", "content": None, "tool_calls": own}
+        entities = members + [e for e in entities if e not in members]
+        registries = []
     assigned = [c for c in h.calls if c.name == "assign_task" and isinstance(c.arguments, dict)]
     listing = [c for c in assigned if parse_request(str(c.arguments.get("prompt", "")))[0]]
     lookups = [c for c in assigned if c not in listing]
     created = any(c.name == "create_subagent" for c in h.calls)
     calls: list[dict[str, Any]] = []
     if not created:
-        calls.append(h.call(0, "create_subagent", name="researcher", system_prompt=SUBAGENT_PROMPT))
+        calls.append(h.call(0, "create_subagent", name="researcher", system_prompt=subagent_prompt or SUBAGENT_PROMPT))
     if registries and not listing:
         # stage 1: one sub-agent per registry lists its members (the orchestrator has no search tool)
         calls += [
@@ -194,8 +209,8 @@ def orchestrator_step(
     if not lookups and entities and columns != ["Name"]:
         # stage 2: the entities in chunks, all sub-agents in parallel
         n_agents = max(1, min(max_agents - len(listing), -(-len(entities) // max(1, entities_per_agent))))
-        size = -(-len(entities) // n_agents)
-        chunks = [entities[i : i + size] for i in range(0, len(entities), size)]
+        n = len(entities)  # near-equal chunks, exactly n_agents of them
+        chunks = [entities[i * n // n_agents : (i + 1) * n // n_agents] for i in range(n_agents)]
         calls += [
             h.call(len(calls) + i, "assign_task", agent="researcher", prompt=subtask_prompt(chunk, columns))
             for i, chunk in enumerate(chunks)
@@ -222,7 +237,8 @@ def fake_server_responder(*, entities_per_agent: int = 2, max_agents: int = 100)
             msgs.append(Message.model_validate(d))
         tools = {t.get("function", {}).get("name") for t in req.get("tools") or ()}
         if "create_subagent" in tools:
-            out = orchestrator_step(msgs, entities_per_agent=entities_per_agent, max_agents=max_agents)
+            out = orchestrator_step(msgs, entities_per_agent=entities_per_agent, max_agents=max_agents,
+                                    self_search="search" in tools)
         else:
             out = single_agent_step(msgs)
         if isinstance(out, dict):
