@@ -165,13 +165,26 @@ def cmd_bench(args: argparse.Namespace, extra: list[str]) -> int:
             "(pip install -e .)"
         )
     names = sorted(p.stem for p in bdir.glob("*.py") if not p.stem.startswith("_"))
+    if args.name is None:
+        print("benchmarks: " + ", ".join(names))
+        print("run one: swarmgym bench NAME [--quick] [--json FILE] [--no-check] (NAME --help for its options)")
+        return 0
     if args.name not in names:
         raise ConfigError(f"unknown benchmark {args.name!r}; available: {', '.join(names)}")
     root = str(bdir.parent)
     if root not in sys.path:
         sys.path.insert(0, root)
-    mod = importlib.import_module(f"benchmarks.{args.name}")
-    return int(mod.main(extra) or 0)
+    # The benchmark's exit code is the contract (benchmarks/_report.py): 0 met, 1 a target missed or an arm
+    # failed, 2 its own error. An exception escaping the benchmark is its own error, so 2, never 1 (which
+    # would read as "measured and missed").
+    try:
+        mod = importlib.import_module(f"benchmarks.{args.name}")
+        return int(mod.main(extra) or 0)
+    except Exception as e:
+        if args.debug:
+            raise
+        print(f"swarmgym bench {args.name}: error ({type(e).__name__}): {str(e).strip()[:500]}", file=sys.stderr)
+        return 2
 
 
 # ---------------------------------------------------------------------------------------------- sandbox
@@ -267,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=0)
 
     b = sub.add_parser("bench", help="run a benchmark (overhead, sandbox, judges, rollout, swarm, tito, hf)")
-    b.add_argument("name")
+    b.add_argument("name", nargs="?", default=None, help="the benchmark (omit to list them)")
 
     sb = sub.add_parser("sandbox", help="build, list or garbage-collect sandboxes")
     sb.add_argument("action", choices=["build", "ls", "gc"])

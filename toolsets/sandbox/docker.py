@@ -11,6 +11,10 @@ Hardened by default (most RL sandboxes run containers with Docker's permissive d
 * labels naming the owner (pid + start time + boot id) and run, so ``swarmgym sandbox gc`` can remove
   containers a kill -9 left behind; ``runtime="runsc"`` (gVisor) when asked for and installed.
 
+Every daemon call goes through one gate (:mod:`.daemon`): a shared concurrency limit, a deadline per call, and
+fail-fast once the daemon stops answering, so a wedged daemon fails the sandboxes it holds instead of hanging
+the program.
+
 The host talks to the agent over the container's attach stream (stdin in, multiplexed stdout/stderr out):
 no ``docker exec`` per call, no docker CLI process per sandbox. The Docker socket is never mounted into a
 container.
@@ -31,6 +35,7 @@ from ...errors import SandboxError
 from ...wire import new_id
 from . import reaper
 from .base import SandboxConfig
+from .daemon import docker_gate, record_unremoved, take_unremoved
 from .client import AgentSandbox, bootstrap_code
 
 __all__ = ["DockerSandbox", "start_docker", "gc_containers", "docker_client", "list_containers", "RUN_ID"]
@@ -53,8 +58,12 @@ def _cached_client() -> Any:
 
     # A large connection pool: hundreds of sandboxes start and stop concurrently from worker threads.
     c = docker.from_env(timeout=120, max_pool_size=64)
-    c.ping()
+    _gate().call("ping", c.ping)
     return c
+
+
+def _gate() -> Any:
+    return docker_gate(lambda: _cached_client())
 
 
 def docker_client() -> Any:
@@ -134,7 +143,11 @@ class DockerSandbox(AgentSandbox):
         if self.container_id is not None:
             cid, self.container_id = self.container_id, None
             try:
-                docker_client().api.remove_container(cid, force=True, v=True)
+                client = docker_client()
+                _gate().call("remove", client.api.remove_container, cid, force=True, v=True)
+            except SandboxError as e:  # daemon not answering: leave it to `swarmgym sandbox gc`
+                record_unremoved(cid)
+                log.warning("could not remove container %s (recorded for `swarmgym sandbox gc`): %s", cid[:12], e)
             except Exception as e:
                 if "No such container" not in str(e) and "is already in progress" not in str(e):
                     log.warning("could not remove container %s: %s", cid[:12], e)
@@ -145,13 +158,14 @@ class DockerSandbox(AgentSandbox):
         cfg = self.config
         lim = cfg.limits
         client = docker_client()
+        gate = _gate()
         image = cfg.image
         if image is None:
             from .image import default_image
 
             image = default_image()
         try:
-            client.images.get(image)
+            gate.call("inspect", client.images.get, image)
         except docker.errors.ImageNotFound:
             raise SandboxError(
                 f"docker image {image!r} is not available locally; build it with `swarmgym sandbox build` "
@@ -159,7 +173,7 @@ class DockerSandbox(AgentSandbox):
                 "image that has /usr/bin/python3"
             ) from None
         if cfg.runtime:
-            runtimes = client.info().get("Runtimes", {})
+            runtimes = gate.call("info", client.info).get("Runtimes", {})
             if cfg.runtime not in runtimes:
                 raise SandboxError(
                     f"docker runtime {cfg.runtime!r} is not installed (available: {', '.join(runtimes)}); "
@@ -184,7 +198,9 @@ class DockerSandbox(AgentSandbox):
             ulimits=[docker.types.Ulimit(name="fsize", soft=lim.file_size_mb * mb, hard=lim.file_size_mb * mb)],
             runtime=cfg.runtime,
         )
-        c = client.api.create_container(
+        c = gate.call(
+            "create",
+            client.api.create_container,
             image,
             command=[cfg.python, "-S", "-u", "-c", bootstrap_code()],
             stdin_open=True,
@@ -205,14 +221,17 @@ class DockerSandbox(AgentSandbox):
         )
         self.container_id = c["Id"]
         reaper.track(self.id, self._kill_sync)
-        self._sock = client.api.attach_socket(
-            self.container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+        self._sock = gate.call(
+            "attach",
+            client.api.attach_socket,
+            self.container_id,
+            params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1},
         )
         raw = getattr(self._sock, "_sock", self._sock)
         if not isinstance(raw, socket.socket):
             raise SandboxError("unsupported docker transport for attach (use a unix socket DOCKER_HOST)")
         self._raw = raw
-        client.api.start(self.container_id)
+        gate.call("start", client.api.start, self.container_id)
 
     async def _start(self) -> None:
         try:
@@ -247,7 +266,7 @@ def list_containers(*, all_owners: bool = True) -> list[dict[str, Any]]:
     me = reaper.owner_tag()
     boot = reaper.boot_id()
     out = []
-    for c in client.api.containers(all=True, filters={"label": LABEL_OWNER}):
+    for c in _gate().call("list", client.api.containers, all=True, filters={"label": LABEL_OWNER}):
         labels = c.get("Labels") or {}
         owner = labels.get(LABEL_OWNER, "")
         same_host = labels.get(LABEL_BOOT) == boot
@@ -268,16 +287,30 @@ def list_containers(*, all_owners: bool = True) -> list[dict[str, Any]]:
 
 
 def gc_containers() -> int:
-    """Remove containers whose owner process (on this machine) is dead; returns how many."""
+    """Remove containers whose owner process (on this machine) is dead, and those a run recorded as
+    unremovable (its daemon was not answering); returns how many were removed."""
     try:
         client = docker_client()
     except SandboxError:
         return 0
+    gate = _gate()
     n = 0
+    recorded = take_unremoved()
+    for cid in recorded:
+        try:
+            gate.call("remove", client.api.remove_container, cid, force=True, v=True)
+            n += 1
+        except SandboxError as e:
+            record_unremoved(cid)
+            log.warning("gc: daemon still not answering for %s: %s", cid[:12], e)
+        except Exception as e:
+            if "No such container" not in str(e):
+                log.warning("gc: could not remove container %s: %s", cid[:12], e)
+    done = {cid[:12] for cid in recorded}
     for c in list_containers():
-        if not c["alive"]:
+        if not c["alive"] and c["id"] not in done:
             try:
-                client.api.remove_container(c["id"], force=True, v=True)
+                gate.call("remove", client.api.remove_container, c["id"], force=True, v=True)
                 n += 1
             except Exception as e:
                 log.warning("gc: could not remove container %s: %s", c["id"], e)
