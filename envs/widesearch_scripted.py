@@ -415,5 +415,6 @@ def notes_summary(request: Sequence[Message]) -> str:
     history it is given (the facts), drops the rest (the calls and pages already used)."""
     text = request[-1].text if request else ""
     keep = [line.split("] ", 1)[-1] if line.startswith("[") else line for line in text.splitlines()]
-    keep = [line for line in keep if line.startswith((_NOTE, _MEMBERS, _LAYOUT, _STEPS))]
+    steps = [line for line in keep if line.startswith(_STEPS)][-1:]  # only the latest count matters
+    keep = [line for line in keep if line.startswith((_NOTE, _MEMBERS, _LAYOUT))] + steps
     return "\n".join(dict.fromkeys(keep)) or "(nothing noted yet)"
