@@ -29,6 +29,9 @@ own steps plus its slowest sub-agent's, tool invocations counted), total steps, 
 Keys: ``critical_steps_single``, ``critical_steps_swarm``, ``total_steps_single``, ``total_steps_swarm``,
 ``item_f1_single``, ``item_f1_swarm`` (the widest setting) and ``sweep`` (every setting, both arms).
 
+A last arm runs one orchestrator episode at full scale (WideSearch-Swarm-v0's scripted orchestrator, one
+entity per sub-agent, 100 sub-agents, ≥ 1,500 tool calls): ``scale_*`` keys (wall time, peak RSS).
+
 Run: ``python -m benchmarks.swarm [--quick] [--json FILE]`` or ``swarmgym bench swarm``.
 """
 
@@ -48,6 +51,8 @@ TARGETS = [
     Target("critical_steps_ratio", ">=", 1.0, what="single / swarm critical steps at the widest setting"),
     Target("item_f1_swarm_minus_single", ">=", 0.0, what="the swarm's item-F1 is not below the single agent's"),
     Target("item_f1_single_narrowest", "==", 1.0, what="the single baseline solves the narrowest setting"),
+    Target("scale_subagents", ">=", 100, what="sub-agents in the full-scale episode"),
+    Target("scale_item_f1", "==", 1.0, what="item-F1 of the full-scale episode"),
 ]
 
 ATTRS = ["Founded", "Employees", "CEO", "Revenue", "Ticker", "Founder", "Headquarters"]
@@ -203,6 +208,34 @@ async def run_setting(task: Any, index: Any, a: Any) -> dict[str, dict[str, floa
     return out
 
 
+async def _scale(n_entities: int) -> dict[str, float]:
+    import resource
+
+    from swarmgym.envs.widesearch import make_swarm_env
+    from swarmgym.envs.widesearch_data import get_world, scale_task
+    from swarmgym.loop import run_episode
+    from swarmgym.policies.base import PolicyRouter
+    from swarmgym.policies.scripted import OraclePolicy
+
+    task = scale_task(get_world(0), n_entities)
+    pol = OraclePolicy()
+    router = PolicyRouter(pol, roles={"subagent": pol})
+    env = make_swarm_env(policies=router, entities_per_agent=1, max_subagents=100)
+    t0 = time.perf_counter()
+    traj = await run_episode(env, router, task)
+    m = traj.metrics
+    return {
+        "scale_entities": float(task.metadata["n_entities"]),
+        "scale_subagents": m.get("subagents", 0.0),
+        "scale_max_parallel_subagents": m.get("max_parallel_subagents", 0.0),
+        "scale_tool_calls": m["tool_calls"] + m.get("subagent_tool_calls", 0.0),
+        "scale_critical_steps": m.get("critical_steps", 0.0),
+        "scale_item_f1": traj.judge.facets.get("item_f1", 0.0) if traj.judge else 0.0,
+        "scale_wall_s": round(time.perf_counter() - t0, 3),
+        "scale_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
 def _task(world: Any, registries: list[str], n_attrs: int, i: int) -> Any:
     from swarmgym.envs.widesearch_data import make_task
 
@@ -226,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         from swarmgym.toolsets.search import SearchIndex
 
         world = get_world(0)
+        with bench.arm("scale"):  # first: the process's peak RSS right after it is its peak
+            res.update(anyio.run(_scale, 500))
         regs = sorted(r for r in world.groups if world.group_kind[r] == "company")[: max(s[0] for s in SETTINGS)]
         entities = [n for r in regs for n in world.groups[r]]
         t0 = time.perf_counter()

@@ -76,7 +76,8 @@ ASSIGN_TASK_SPEC = ToolSpec(
         "required": ["agent", "prompt"],
     },
 )
-"""The ``assign_task`` schema, verbatim from the K2.5 report."""
+"""The ``assign_task`` schema, verbatim from the K2.5 report as we transcribed it. Not re-verified: the
+whitespace before "1." and "2." (one space each here) could not be checked against the report's text."""
 
 
 class StepLimits(BaseModel):
