@@ -148,10 +148,18 @@ class ToolCall(_Wire):
 
     @classmethod
     def from_openai(cls, raw: dict[str, Any]) -> ToolCall:
-        """Parse one OpenAI ``tool_calls`` entry; malformed JSON arguments are kept as the raw string."""
+        """Parse one OpenAI ``tool_calls`` entry; malformed JSON arguments are kept as the raw string.
+
+        Raises:
+            ValueError: the entry or its ``function`` is not a JSON object.
+        """
         import json
 
+        if not isinstance(raw, dict):
+            raise ValueError(f"a tool call must be a JSON object, got {type(raw).__name__}")
         fn = raw.get("function") or {}
+        if not isinstance(fn, dict):
+            raise ValueError(f"a tool call's 'function' must be a JSON object, got {type(fn).__name__}")
         args_raw = fn.get("arguments", "")
         args: dict[str, Any] | str
         if isinstance(args_raw, dict):

@@ -198,7 +198,8 @@ def _marked_orphans(path: Path, compressed: bool) -> set[str]:
                 _, data = _decode(line)
             except ValueError:
                 continue
-            marked.update(data.get("ids", ()))
+            if isinstance(data, dict):
+                marked.update(data.get("ids", ()))
     return marked
 
 
@@ -210,11 +211,18 @@ def read_trajectories(
     p = Path(path)
     marked = set() if include_orphans or top_level_only or not p.exists() else _marked_orphans(
         p, _is_compressed(p, None))
-    for kind, data in read_records(path):
-        if kind == "trajectory" and (not top_level_only or data.get("parent_id") is None):
+    for n, (kind, data) in enumerate(read_records(path), 1):
+        if kind != "trajectory":
+            continue
+        if not isinstance(data, dict):
+            raise StoreError(f"{path}: record {n} is a trajectory record without a trajectory ({type(data).__name__})")
+        if not top_level_only or data.get("parent_id") is None:
             if marked and data.get("id") in marked:
                 continue
-            yield Trajectory.model_validate(data)
+            try:
+                yield Trajectory.model_validate(data)
+            except ValueError as e:  # pydantic's ValidationError: an intact line that is not a Trajectory
+                raise StoreError(f"{path}: record {n} is not a valid trajectory: {e}") from None
 
 
 def store_manifest(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -309,6 +317,8 @@ class TrajectoryStore:
                 raise StoreError(
                     f"{self.path}: line {n} is corrupt ({e}); the file was damaged after it was written"
                 ) from None
+            if not isinstance(data, dict):  # an intact record of an unexpected shape: readers report it
+                return True
             if kind == "trajectory":
                 parent = data.get("parent_id")
                 parents[data.get("id", "")] = parent
