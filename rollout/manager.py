@@ -658,6 +658,9 @@ class _Run:
         lim = env.limits
         if rl.max_turns_per_episode is not None and rl.max_turns_per_episode < lim.max_turns:
             update["max_turns"] = rl.max_turns_per_episode
+        cap = rl.max_critical_steps
+        if cap is not None and (lim.max_critical_steps is None or cap < lim.max_critical_steps):
+            update["max_critical_steps"] = cap
         if rl.episode_timeout_s is not None:
             update["episode_timeout_s"] = rl.episode_timeout_s
         pool = self.mgr.pool

@@ -82,3 +82,16 @@ async def test_budget_holds_under_the_rollout_manager():
     kids = [t for t in store.trajectories if t.parent_id is not None]
     assert traj.status == "truncated" and kids
     assert tree_steps(traj, kids).critical <= 9
+
+
+async def test_a_run_wide_critical_step_budget_caps_every_tree():
+    from swarmgym.rollout.limits import RolloutLimits
+
+    store = MemoryStore()
+    env = make_swarm_env(entities_per_agent=6)  # no budget of its own
+    mgr = RolloutManager(PolicyRouter(OraclePolicy()), RolloutLimits(max_critical_steps=9), store=store)
+    trajs = await mgr.run(env, 2)
+    assert len(trajs) == 2 and all(t.status == "truncated" and t.info["budget"]["limit"] == 9 for t in trajs)
+    for t in trajs:
+        kids = [k for k in store.trajectories if k.parent_id == t.id]
+        assert tree_steps(t, kids).critical <= 9
