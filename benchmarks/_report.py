@@ -39,17 +39,23 @@ Rules (``Bench.run`` enforces them):
 
 The JSON file (``--json FILE``)::
 
-    {"benchmark": "overhead", "title": "...", "quick": false, "checked": true, "exit_code": 0,
-     "error": null, "results": {...every measured figure...}, "targets": [{...}, ...]}
+    {"benchmark": "overhead", "title": "...", "measured_at": "2026-12-07 06:00 UTC", "load_avg": [..],
+     "quick": false, "checked": true, "exit_code": 0, "error": null,
+     "results": {...every measured figure...}, "targets": [{...}, ...],
+     "readme": [{"name": "import_s", "what": "..."}, ...]}
 
-``benchmarks/_readme.py`` turns a folder of these files into the README's benchmark tables.
+``readme`` lists the rows the README shows: every target (``Target.what``) and the figures passed as
+``Bench(..., describe={key: what})``. ``benchmarks/_readme.py`` turns a folder of these files into the
+README's benchmark tables, so figures and text cannot drift.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -137,11 +143,15 @@ class Bench:
         name: the benchmark's name (``swarmgym bench NAME``).
         doc: the module docstring; its first line is the ``--help`` description.
         targets: the benchmark's ``TARGETS``.
+        describe: figures worth a README row besides the targets: key -> what it is (with its unit).
     """
 
-    def __init__(self, name: str, doc: str | None, targets: Sequence[Target]) -> None:
+    def __init__(
+        self, name: str, doc: str | None, targets: Sequence[Target], describe: Mapping[str, str] | None = None
+    ) -> None:
         self.name = name
         self.targets = list(targets)
+        self.describe = dict(describe or {})
         self.parser = argparse.ArgumentParser(
             prog=f"swarmgym bench {name}", description=(doc or name).strip().splitlines()[0]
         )
@@ -162,9 +172,7 @@ class Bench:
     @contextmanager
     def arm(self, name: str) -> Iterator[None]:
         """Run one arm: an exception in it is recorded as a failed arm (a missed target), not raised."""
-        if name in self.arms:
-            raise ValueError(f"arm {name!r} ran twice")
-        self.arms[name] = "running"
+        self.record_arm(name, "did not finish")
         try:
             yield
         except Exception as e:  # recorded, printed with its traceback, and turned into a missed target
@@ -172,6 +180,12 @@ class Bench:
             self.arms[name] = f"failed: {type(e).__name__}: {str(e).strip()[:300]}"
         else:
             self.arms[name] = "ok"
+
+    def record_arm(self, name: str, error: str | None) -> None:
+        """Record an arm that ran elsewhere (e.g. in a subprocess): ``error`` None means it succeeded."""
+        if name in self.arms:
+            raise ValueError(f"arm {name!r} recorded twice")
+        self.arms[name] = "ok" if error is None else f"failed: {error}"
 
     def rows(self, results: Mapping[str, Any]) -> list[dict[str, Any]]:
         arm_rows = [
@@ -209,12 +223,17 @@ class Bench:
         out = {
             "benchmark": self.name,
             "title": title,
+            "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "load_avg": _load_avg(),
             "quick": self.quick,
             "checked": checked,
             "exit_code": code,
             "error": error,
             "results": results,
             "targets": rows,
+            # what each README row shows, in order: targets first, then the described figures
+            "readme": [{"name": t.name, "what": t.what or t.name} for t in self.targets]
+            + [{"name": k, "what": v} for k, v in self.describe.items() if k not in {t.name for t in self.targets}],
         }
         _print(title, results, rows, hide=hide)
         missed = [r["name"] for r in rows if not r["met"]]
@@ -229,6 +248,13 @@ class Bench:
 
 
 # ------------------------------------------------------------------------------------------ printing
+
+
+def _load_avg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def _fmt(v: Any) -> str:

@@ -13,15 +13,19 @@ Sections (each runs in its own child process, so peak RSS and GC state belong to
 - **http**: the same fake OpenAI-compatible server (aiohttp, **another process**) serves swarmgym and
   verifiers 0.3.1 in the same run: single-turn episodes and 5-tool-call episodes (the server answers with a
   calculator call until it has seen 5 tool results), concurrency 256, ``--http-n`` (default 5,000) episodes
-  each. verifiers is installed into its own virtualenv under ``~/.cache/swarmgym-bench`` (never a project
-  dependency); when that fails the output says so and the ratios are null. Target: ≥ 10× verifiers.
+  each. verifiers is installed into its own virtualenv under ``~/.cache/swarmgym/bench`` (never a project
+  dependency; ``.ci/install-verifiers.sh`` pre-builds it) and runs with ``AsyncOpenAI``'s defaults (2
+  retries) and a 600 s timeout. Each side is an arm: it fails if it errors or if any episode does not
+  finish with reward 1.0 (an arm that fails fast would look fast), and a ratio is only computed when both
+  arms succeeded; otherwise it is missing, a missed target. Target: ≥ 10× verifiers.
 - **recursion**: ``--parents`` (1,000) parents each spawning 8 children concurrently (in-process policy, no
   latency): children/s and the manager's overhead per spawn (child episode time through ``spawn`` minus the
   same child episode run directly with ``run_episode``), with the default limits and without time slicing
   (``spawn_overhead_us_unsliced``: with a zero-latency policy every turn is ready at once, so most wait
   for a later loop iteration; ``recursion_turns_waited`` counts them).
 
-Run: ``swarmgym bench rollout [--json FILE] [--quick]`` (``--quick`` shrinks every N for a smoke run).
+Run: ``swarmgym bench rollout [--json FILE] [--quick] [--no-check] [--only SECTION]`` (``--quick``: scale
+5,000, HTTP 500, recursion 100 parents; the same code and checks. ``--only`` checks that section's targets).
 """
 
 from __future__ import annotations
@@ -36,13 +40,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main"]
+from benchmarks._report import Bench, Target
+
+__all__ = ["SECTION_TARGETS", "TARGETS", "main"]
 
 VERIFIERS_VERSION = "0.3.1"
-VENV_DIR = (
-    Path(os.environ.get("SWARMGYM_BENCH_CACHE", Path.home() / ".cache" / "swarmgym-bench"))
-    / f"verifiers-{VERIFIERS_VERSION}"
-)
+QUICK_SCALE_N = 5000
+# the same cache folder as the CI install scripts (.ci/install-verifiers.sh pre-builds this venv)
+_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "swarmgym" / "bench"
+VENV_DIR = Path(os.environ.get("SWARMGYM_BENCH_CACHE") or _CACHE) / f"verifiers-{VERIFIERS_VERSION}"
 PROMPT = "What is 17 + 25? Answer with the number only."
 
 
@@ -132,7 +138,7 @@ def section_scale(n: int, lat_lo: float, lat_hi: float) -> dict[str, Any]:
 
     async def go() -> None:
         async for t in mgr.stream(env, n):
-            counts["ok"] += t.status == "ok"
+            counts["ok"] += t.status == "ok" and t.reward == 1.0
             counts["reward"] += t.reward
 
     t0 = time.perf_counter()
@@ -148,6 +154,7 @@ def section_scale(n: int, lat_lo: float, lat_hi: float) -> dict[str, Any]:
         "scale_wall_s": round(wall, 2),
         "scale_cpu_s": round(time.process_time() - c0, 2),
         "scale_ok": counts["ok"],
+        "scale_not_ok": n - counts["ok"],  # episodes that did not finish ok with reward 1.0
         "scale_mean_reward": round(counts["reward"] / max(n, 1), 4),
         "loop_lag_p50_ms": round(lag.quantile(0.5) * 1000, 2),
         "loop_lag_p99_ms": round(lag.quantile(0.99) * 1000, 2),
@@ -285,7 +292,9 @@ if mode == "single":
 else:
     env = vf.ToolEnv(dataset=ds, tools=[calculator], rubric=rubric, max_turns=7)
 from verifiers.clients import OpenAIChatCompletionsClient
-client = OpenAIChatCompletionsClient(AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0))
+# the openai client's defaults (2 retries) with a long timeout: httpx's 5 s connect timeout fails verifiers
+# episodes on a busy machine, and a baseline must not lose for want of patience
+client = OpenAIChatCompletionsClient(AsyncOpenAI(base_url=base_url, api_key="x", timeout=600.0))
 async def run(k):
     return await env.evaluate(client, "fake-model", num_examples=k, rollouts_per_example=1,
                               max_concurrent=conc, on_progress=lambda *a, **kw: None)
@@ -350,36 +359,58 @@ def _verifiers_http(py: Path, mode: str, base_url: str, n: int, concurrency: int
 
 
 def section_http(n: int, concurrency: int, skip_verifiers: bool) -> dict[str, Any]:
-    here = str(Path(__file__).resolve())
+    """Both HTTP modes, swarmgym then verifiers against the same server process.
+
+    Each side of each mode is an arm (``arm_errors``: arm -> error). An arm fails when it raises or when not
+    every episode finished ok with reward 1.0: a run that errors out early is fast, so its speed is no
+    figure. A ratio is computed only when both of its arms succeeded.
+    """
     out: dict[str, Any] = {"http_n": n, "http_concurrency": concurrency}
+    errors: dict[str, str | None] = {}
     py, how = (None, "skipped (--no-verifiers)") if skip_verifiers else _ensure_verifiers()
     out["verifiers_status"] = how if py else f"unavailable: {how}"
     warmup = min(500, n)
     for mode, tools in (("single_turn", False), ("tools", True)):
-        srv = _ServerProc([sys.executable, here, "--serve", "tools" if tools else "single"])
+        srv = _ServerProc(_self_command("--serve", "tools" if tools else "single"))
+        sw: dict[str, Any] | None = None
+        vr: dict[str, Any] | None = None
         try:
-            sw = _swarmgym_http(srv.base_url, n, concurrency, tools, warmup)
-            out[f"rollouts_per_s_{mode}"] = round(sw["rps"], 1)
-            out[f"client_cpu_ms_per_rollout_{mode}"] = round(sw["cpu_ms"], 3)
-            out[f"ok_{mode}"] = sw["ok"]
-            vkey = f"verifiers_rollouts_per_s_{mode}"
-            out[vkey] = None
-            out[f"ratio_vs_verifiers_{mode}"] = None
-            if py is not None:
+            try:
+                sw = _swarmgym_http(srv.base_url, n, concurrency, tools, warmup)
+            except Exception as e:
+                errors[f"swarmgym {mode}"] = f"{type(e).__name__}: {str(e).strip()[:300]}"
+            else:
+                out[f"rollouts_per_s_{mode}"] = round(sw["rps"], 1)
+                out[f"client_cpu_ms_per_rollout_{mode}"] = round(sw["cpu_ms"], 3)
+                out[f"ok_{mode}"] = sw["ok"]
+                errors[f"swarmgym {mode}"] = None if sw["ok"] == n else f"{n - sw['ok']} of {n} episodes not ok"
+            if py is None:
+                errors[f"verifiers {mode}"] = out["verifiers_status"]
+            else:
                 vr = _verifiers_http(py, "single" if not tools else "tools", srv.base_url, n, concurrency)
                 if "error" in vr:
-                    out[f"verifiers_error_{mode}"] = vr["error"]
+                    errors[f"verifiers {mode}"] = vr["error"]
                 else:
-                    out[vkey] = round(vr["rps"], 1)
+                    out[f"verifiers_rollouts_per_s_{mode}"] = round(vr["rps"], 1)
                     out[f"verifiers_client_cpu_ms_per_rollout_{mode}"] = round(vr["cpu_ms"], 3)
                     out[f"verifiers_ok_{mode}"] = vr["ok"]
-                    out[f"ratio_vs_verifiers_{mode}"] = round(sw["rps"] / vr["rps"], 2)
+                    ok = vr["ok"] == n
+                    errors[f"verifiers {mode}"] = None if ok else f"{n - vr['ok']} of {n} episodes did not score 1.0"
+            if sw is not None and vr is not None and not errors[f"swarmgym {mode}"] and not errors[f"verifiers {mode}"]:
+                out[f"ratio_vs_verifiers_{mode}"] = round(sw["rps"] / vr["rps"], 2)
         finally:
             srv.close()
+    out["arm_errors"] = errors
     return out
 
 
 # ---------------------------------------------------------------------------------------------- recursion
+
+
+def _check_recursion(out: list[Any], children: int) -> None:
+    bad = [t for t in out if t.status != "ok" or len(t.children) != children]
+    if bad:  # timing a run whose episodes failed would be no figure
+        raise RuntimeError(f"{len(bad)} of {len(out)} parents failed, e.g. {bad[0].status} {bad[0].error}")
 
 
 def section_recursion(parents: int, children: int) -> dict[str, Any]:
@@ -442,12 +473,12 @@ def section_recursion(parents: int, children: int) -> dict[str, Any]:
         c0 = time.process_time()
         out = await mgr.run(env)
         unsliced_cpu = time.process_time() - c0
-        assert all(t.status == "ok" and len(t.children) == children for t in out)
+        _check_recursion(out, children)
         mgr = RolloutManager(policy, RolloutLimits(max_episodes=256))
         c0, t0 = time.process_time(), time.perf_counter()
         out = await mgr.run(env)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        assert all(t.status == "ok" and len(t.children) == children for t in out)
+        _check_recursion(out, children)
         # parents alone (same scripted turns without children) to subtract their share
         solo = AgentEnv([Task(id=f"s{i}", prompt="go") for i in range(parents)], judge=judge)
         c1 = time.process_time()
@@ -471,13 +502,21 @@ def section_recursion(parents: int, children: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- driver
 
 
+def _self_command(*args: str) -> list[str]:
+    """This module's main() in a fresh interpreter (run from a temp dir, so the checkout root is put on
+    sys.path explicitly, as ``swarmgym bench`` does, for ``import benchmarks``)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    code = f"import sys; sys.path.insert(0, {root!r}); from benchmarks.rollout import main; sys.exit(main(sys.argv[1:]))"
+    return [sys.executable, "-c", code, *args]
+
+
 def _run_section(args: list[str]) -> dict[str, Any]:
     """Run one section in a fresh child process (its own RSS and GC state); returns its JSON."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = f.name
     try:
         r = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), *args, "--section-json", out],
+            _self_command(*args, "--section-json", out),
             text=True, capture_output=True, cwd=tempfile.gettempdir(),
         )  # fmt: skip
         if r.returncode != 0:
@@ -487,25 +526,65 @@ def _run_section(args: list[str]) -> dict[str, Any]:
         os.unlink(out)
 
 
+SECTIONS = ("scale", "http", "recursion")
+# every target of this benchmark, by the section that measures it (a run of some sections checks theirs)
+SECTION_TARGETS: dict[str, list[Target]] = {
+    "scale": [
+        Target(
+            "concurrent_episodes", ">=", 100_000, quick=QUICK_SCALE_N,
+            quick_why=f"quick mode admits {QUICK_SCALE_N:,} episodes", what="most episodes in flight at once",
+        ),
+        Target("scale_not_ok", "==", 0, what="scale episodes that did not finish ok with reward 1.0"),
+        Target("peak_rss_mb", "<=", 4096, what="peak RSS of the scale section, MB"),
+        Target("loop_lag_p99_ms", "<=", 50, what="event-loop lag p99 (20 ms probe timer), ms"),
+    ],
+    "http": [
+        Target("ratio_vs_verifiers_single_turn", ">=", 10, what="single-turn rollouts/s ÷ verifiers 0.3.1"),
+        Target("ratio_vs_verifiers_tools", ">=", 10, what="5-tool-call rollouts/s ÷ verifiers 0.3.1"),
+    ],
+    "recursion": [],
+}
+TARGETS = [t for ts in SECTION_TARGETS.values() for t in ts]
+# README rows besides the targets (benchmarks/_readme.py)
+DESCRIBE = {
+    "rollouts_per_s_single_turn": "swarmgym single-turn rollouts/s (fake server, concurrency 256)",
+    "verifiers_rollouts_per_s_single_turn": "verifiers 0.3.1 single-turn rollouts/s, same server",
+    "rollouts_per_s_tools": "swarmgym 5-tool-call rollouts/s",
+    "verifiers_rollouts_per_s_tools": "verifiers 0.3.1 5-tool-call rollouts/s",
+    "client_cpu_ms_per_rollout_single_turn": "swarmgym client CPU per single-turn rollout, ms",
+    "verifiers_client_cpu_ms_per_rollout_single_turn": "verifiers client CPU per single-turn rollout, ms",
+    "scale_wall_s": "scale: wall time for every episode (policy waits 1–5 s per call, 3 turns), s",
+    "loop_lag_p50_ms": "event-loop lag p50, ms",
+    "turn_wait_p50_ms": "turns that waited for their slice of the loop: p50 wait, ms",
+    "children_per_s": "recursion: children/s (1,000 parents × 8)",
+    "spawn_overhead_us": "recursion: manager overhead per spawned child, µs",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: run the sections, print a table, write the JSON."""
-    p = argparse.ArgumentParser(prog="swarmgym bench rollout", description=__doc__.split("\n")[0])
-    p.add_argument("--json", metavar="FILE", help="write the results as JSON here")
-    p.add_argument("--quick", action="store_true", help="small N everywhere (smoke run)")
+    """Command line: run the sections in child processes; the contract of ``benchmarks/_report.py``."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--only", choices=SECTIONS, action="append")
+    sections = p.parse_known_args(argv)[0].only or list(SECTIONS)
+    bench = Bench("rollout", __doc__, [t for s in sections for t in SECTION_TARGETS[s]], DESCRIBE)
+    p = bench.parser
     p.add_argument("--scale-n", type=int, default=None, help="concurrent episodes of the scale section (100000)")
     p.add_argument("--latency", default="1,5", help="scale section policy latency LOW,HIGH seconds (1,5)")
     p.add_argument("--http-n", type=int, default=None, help="episodes per HTTP mode (5000)")
     p.add_argument("--concurrency", type=int, default=256)
     p.add_argument("--parents", type=int, default=None, help="recursion parents (1000), 8 children each")
-    p.add_argument("--no-verifiers", action="store_true", help="skip the verifiers comparison")
-    p.add_argument("--only", choices=["scale", "http", "recursion"], action="append", help="run only these sections")
+    p.add_argument(
+        "--no-verifiers", action="store_true",
+        help="skip the verifiers arms (their ratios are then missed targets: use with --no-check)",
+    )  # fmt: skip
+    p.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections (and their targets)")
     # internal: child-process entry points
-    p.add_argument("--section", choices=["scale", "http", "recursion"], help=argparse.SUPPRESS)
+    p.add_argument("--section", choices=SECTIONS, help=argparse.SUPPRESS)
     p.add_argument("--section-json", help=argparse.SUPPRESS)
     p.add_argument("--serve", choices=["single", "tools"], help=argparse.SUPPRESS)
-    a = p.parse_args(argv)
+    a = bench.parse_args(argv)
 
-    scale_n = a.scale_n or (5000 if a.quick else 100_000)
+    scale_n = a.scale_n or (QUICK_SCALE_N if a.quick else 100_000)
     http_n = a.http_n or (500 if a.quick else 5000)
     parents = a.parents or (100 if a.quick else 1000)
     lo, hi = (float(x) for x in a.latency.split(","))
@@ -528,49 +607,23 @@ def main(argv: list[str] | None = None) -> int:
         Path(a.section_json).write_text(json.dumps(res))
         return 0
 
-    sections = a.only or ["scale", "http", "recursion"]
-    common = [
-        "--scale-n",
-        str(scale_n),
-        "--latency",
-        a.latency,
-        "--http-n",
-        str(http_n),
-        "--concurrency",
-        str(a.concurrency),
-        "--parents",
-        str(parents),
-    ]
+    common = ["--scale-n", str(scale_n), "--latency", a.latency, "--http-n", str(http_n)]
+    common += ["--concurrency", str(a.concurrency), "--parents", str(parents)]
     if a.no_verifiers:
         common.append("--no-verifiers")
-    res: dict[str, Any] = {"load_before": _load()}
-    for s in sections:
-        r = _run_section(["--section", s, *common])
-        if "section_error" in r:
-            res[f"{s}_error"] = r["section_error"]
-        else:
+
+    def measure(res: dict[str, Any]) -> None:
+        res["load_before"] = _load()
+        for s in sections:
+            r = _run_section(["--section", s, *common])
+            bench.record_arm(s, r.pop("section_error", None))
+            for arm, err in r.pop("arm_errors", {}).items():
+                bench.record_arm(arm, err)
             res.update(r)
-    res["load_after"] = _load()
-    for k in (
-        "concurrent_episodes", "peak_rss_mb", "loop_lag_p99_ms", "rollouts_per_s_single_turn", "rollouts_per_s_tools",
-        "verifiers_rollouts_per_s_single_turn", "verifiers_rollouts_per_s_tools", "ratio_vs_verifiers_single_turn",
-        "ratio_vs_verifiers_tools", "spawn_overhead_us",
-    ):  # fmt: skip
-        res.setdefault(k, None)
+        res["load_after"] = _load()
 
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title="swarmgym rollout benchmark")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    for k, v in res.items():
-        t.add_row(k, f"{v:,}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v))
-    Console().print(t)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=2)
-    return 0
+    title = f"swarmgym rollout benchmark ({', '.join(sections)}; scale N={scale_n:,}, HTTP N={http_n:,})"
+    return bench.run(measure, title=title)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..judges.base import JudgeContext
+from ..judges.extract import ANSWER_FORMAT_KEY, answer_format_of, extract_answer, render_answer
 from ..toolsets.calculator import CalculatorToolset
 from ..wire import JudgeResult, Message, Task, Trajectory
 from .core import AgentEnv, EpisodeLimits
@@ -31,10 +32,15 @@ DEFAULT_CONFIG: dict[str, dict[str, Any]] = {"basic_arithmetic": {"operators": (
 # generators whose tasks have several valid answers (judged by reasoning-gym's own checker)
 MULTI_ANSWER_DATASETS = frozenset({"boxnet", "graph_color", "propositional_logic", "rubiks_cube", "rush_hour"})
 
-MATH_SYSTEM = "Solve the problem. Think step by step, then give only the final answer inside \\boxed{}."
+# "unless …": an AnswerFormatVariant may ask for JSON or tags in the task prompt, and the judge follows the
+# task's recorded format, so the system prompt must not contradict it
+MATH_SYSTEM = (
+    "Solve the problem. Think step by step, then give only the final answer inside \\boxed{} unless the "
+    "problem asks for another answer format."
+)
 TOOL_SYSTEM = (
     "Solve the problem. Use the calculator tool for every computation, then give only the final answer "
-    "inside \\boxed{}."
+    "inside \\boxed{} unless the problem asks for another answer format."
 )
 
 
@@ -96,7 +102,8 @@ class ReasoningGymTasks:
             id=f"{name}-{self.seed}-{i // k}",
             prompt=entry["question"],
             answer=str(entry["answer"]),
-            metadata={"dataset": name, "index": i // k, "rg": meta},
+            # the answer format is recorded so enhancers and judges agree on it (a diversifier may change it)
+            metadata={"dataset": name, "index": i // k, "rg": meta, ANSWER_FORMAT_KEY: "boxed"},
         )
 
     def entry(self, task: Task) -> dict[str, Any]:
@@ -104,14 +111,15 @@ class ReasoningGymTasks:
         return self.dataset(task.metadata["dataset"])[int(task.metadata["index"])]
 
 
-def _boxed(text: str) -> str | None:
-    from ..judges.extract import extract_boxed
-
-    return extract_boxed(text)
+def _answer(task: Task, text: str) -> tuple[str | None, str]:
+    """The answer in the task's recorded format (``\\boxed{}`` unless an answer-format diversifier chose
+    tags, JSON or the last line), and that format's kind."""
+    fmt = answer_format_of(task.metadata, "boxed")
+    return extract_answer(text, fmt), fmt["kind"]
 
 
 class ReasoningGymJudge:
-    """Reward 1 when the ``\\boxed{}`` answer is right.
+    """Reward 1 when the answer, in the task's answer format (``\\boxed{}`` by default), is right.
 
     Tasks with one gold value are judged by math equivalence: reasoning-gym's scorers give partial credit
     by string similarity (``-31239`` for ``-3123`` scores 0.83 in ``basic_arithmetic``) and accept some
@@ -123,7 +131,7 @@ class ReasoningGymJudge:
         source: the task source the tasks came from.
         partial_credit: use reasoning-gym's fractional scores as the reward.
 
-    Facets: ``correct`` (the reward), ``format`` (1 if a boxed answer was found), ``rg_score``.
+    Facets: ``correct`` (the reward), ``format`` (1 if an answer in the task's format was found), ``rg_score``.
     """
 
     name = "math"
@@ -133,10 +141,11 @@ class ReasoningGymJudge:
         self.partial_credit = partial_credit
 
     async def score(self, task: Task, trajectory: Trajectory, ctx: JudgeContext) -> JudgeResult:
-        pred = _boxed(trajectory.final_text)
+        pred, kind = _answer(task, trajectory.final_text)
         if pred is None:
             return JudgeResult(
-                reward=0.0, facets={"correct": 0.0, "format": 0.0, "rg_score": 0.0}, info={"reason": "no \\boxed{} answer"}
+                reward=0.0, facets={"correct": 0.0, "format": 0.0, "rg_score": 0.0},
+                info={"reason": f"no answer in the task's format ({kind})"},
             )
         try:
             rg = float(self.source.dataset(task.metadata["dataset"]).score_answer(pred, self.source.entry(task)))
@@ -160,8 +169,13 @@ def _math_equal(pred: str, gold: str) -> float:
     return float(math_equal(pred, gold))
 
 
+def render_in_task_format(task: Task, answer: Any) -> str:
+    """``answer`` written in the task's answer format (oracles answer the way the judge reads)."""
+    return render_answer(answer, answer_format_of(task.metadata, "boxed"))
+
+
 def _math_oracle(task: Task, messages: list[Message]) -> str:
-    return f"The answer is \\boxed{{{task.answer}}}."
+    return f"The answer is {render_in_task_format(task, task.answer)}."
 
 
 def _tool_oracle(task: Task, messages: list[Message]) -> Any:
@@ -174,7 +188,7 @@ def _tool_oracle(task: Task, messages: list[Message]) -> Any:
             "content": None,
             "tool_calls": [{"id": f"call_{n_turn}", "name": "calculator", "arguments": {"expression": expr}}],
         }
-    return f"\\boxed{{{last_tool.text}}}"
+    return render_in_task_format(task, last_tool.text)
 
 
 def make_math_env(

@@ -14,14 +14,14 @@ from typing import Any
 from ..toolsets.python import PythonToolset
 from ..wire import Message, Task
 from .core import AgentEnv, EpisodeLimits
-from .math import MATH_DATASETS, ReasoningGymJudge, ReasoningGymTasks
+from .math import MATH_DATASETS, ReasoningGymJudge, ReasoningGymTasks, render_in_task_format
 
 __all__ = ["make_env", "python_math_oracle", "SYSTEM_PROMPT"]
 
 SYSTEM_PROMPT = (
     "Solve the problem. You have a python tool: a persistent Python session (variables stay defined between "
     "calls) in which you can compute and check your work. When you are sure, give only the final answer "
-    "inside \\boxed{}."
+    "inside \\boxed{} unless the problem asks for another answer format."
 )
 
 
@@ -36,7 +36,7 @@ def python_math_oracle(task: Task, messages: list[Message]) -> Any:
             "content": "Let me compute it.",
             "tool_calls": [{"id": f"call_{n}", "name": "python", "arguments": {"code": code}}],
         }
-    return f"The answer is \\boxed{{{last_tool.text.strip()}}}."
+    return f"The answer is {render_in_task_format(task, last_tool.text.strip())}."
 
 
 def make_env(

@@ -6,9 +6,15 @@ Every function takes a prediction of *any* shape (malformed, wrong type, NaN, hu
 - :func:`box_f1` — boxes ``[x1, y1, x2, y2]``: F1 whose true positives are soft, the IoU of each pair in an
   optimal one-to-one matching (so a box 80% overlapping counts 0.8 of a hit).
 - :func:`point_f1` — points ``[x, y]``: F1 with soft hits ``exp(−d² / 2σ²)`` under optimal matching.
-- :func:`polygon_iou` — a predicted polygon rasterised to a mask, IoU with the gold mask (or gold polygon).
-- :func:`ocr_score` — ``1 − normalised edit distance`` (rapidfuzz Levenshtein).
-- :func:`count_reward` — ``max(0, 1 − |pred − truth| / max(|truth|, 1))``: falls linearly with the error.
+- :func:`polygon_iou` — a predicted polygon rasterised to a mask, IoU with the gold mask (or, for a gold
+  polygon without an image size, the exact area IoU of the two polygons).
+- :func:`ocr_score` — ``1 − normalised edit distance`` (rapidfuzz Levenshtein) of NFC-normalised text.
+- :func:`count_reward` — ``max(0, 1 − |pred − truth| / max(|truth|, 1))``: falls linearly with the error;
+  :func:`parse_count` says which number in a sentence is the count.
+
+Predictions are read in the shapes models write: lists of ``[x1, y1, x2, y2]``, dicts with ``bbox`` /
+``bbox_2d`` (Qwen-VL) / ``box`` / ``point_2d`` …, or a dict of parallel lists such as
+``{"boxes": […], "labels": […]}`` (labels are not compared: the rewards are geometric).
 
 scipy, shapely and rapidfuzz are imported on first use.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -32,13 +39,23 @@ __all__ = [
     "count_reward",
     "ocr_score",
     "parse_boxes",
+    "parse_count",
     "parse_points",
     "point_f1",
     "polygon_iou",
     "polygon_mask",
 ]
 
-MAX_ITEMS = 1_000  # a prediction listing more boxes than this is truncated (the matching is O(n^3))
+MAX_ITEMS = 1_000
+"""Polygons with more vertices than ``4 * MAX_ITEMS`` are rejected (a real outline is far shorter)."""
+MAX_PARSE = 100_000
+"""At most this many predicted items are parsed (memory bound); every item still counts in the total, so a
+spam of boxes is a spam of false positives however long it is."""
+
+# keys under which a dict holds one item's coordinates, and keys under which a dict holds the item list
+_COORD_KEYS = ("bbox_2d", "bbox", "box", "box_2d", "point_2d", "point", "xy", "coords")
+_LIST_KEYS = ("boxes", "bboxes", "bbox_2d", "points", "point_2d", "objects", "detections", "predictions",
+              "results", "answer")
 
 
 def _finite(x: Any) -> float | None:
@@ -54,7 +71,7 @@ def _finite(x: Any) -> float | None:
 def _coords(item: Any, n: int) -> tuple[float, ...] | None:
     """``n`` finite floats from a list/tuple, or from a dict's ``bbox``/``box``/``box_2d``/``point``."""
     if isinstance(item, Mapping):
-        for k in ("bbox", "box", "box_2d", "point", "point_2d", "xy", "coords"):
+        for k in _COORD_KEYS:
             if k in item:
                 return _coords(item[k], n)
         if n == 2 and "x" in item and "y" in item:
@@ -69,18 +86,30 @@ def _coords(item: Any, n: int) -> tuple[float, ...] | None:
     return vals  # type: ignore[return-value]
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _items(pred: Any) -> list[Any]:
+    """The list of predicted items, however it was wrapped (text, dict of lists, one bare item)."""
     if isinstance(pred, str):
         v = extract_json(pred)
         pred = v if v is not None else []
     if isinstance(pred, Mapping):
-        lists = [v for v in pred.values() if isinstance(v, list)]
-        pred = lists[0] if len(lists) == 1 else [pred]
+        key = next((k for k in _LIST_KEYS if isinstance(pred.get(k), list)), None)
+        if key is not None and not (key in _COORD_KEYS and all(_is_number(v) for v in pred[key])):
+            # {"boxes": [...], "labels": [...]} (a coordinate key holding numbers is one item, not a list)
+            pred = pred[key]
+        elif any(k in pred for k in _COORD_KEYS) or ("x" in pred and "y" in pred):
+            pred = [pred]  # one item given as a dict
+        else:
+            lists = [v for v in pred.values() if isinstance(v, list)]
+            pred = lists[0] if len(lists) == 1 else [pred]
     if not isinstance(pred, Sequence) or isinstance(pred, str):
         return []
-    items = list(pred)[:MAX_ITEMS]
+    items = list(pred)
     # a single box/point given bare ([1, 2, 3, 4]) rather than as a list of one
-    if items and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+    if items and all(_is_number(v) for v in items):
         return [items]
     return items
 
@@ -88,7 +117,7 @@ def _items(pred: Any) -> list[Any]:
 def parse_boxes(pred: Any) -> list[tuple[float, float, float, float]]:
     """Valid boxes in ``pred`` (corners re-ordered so x1 ≤ x2, y1 ≤ y2); malformed entries dropped."""
     out = []
-    for it in _items(pred):
+    for it in _items(pred)[:MAX_PARSE]:
         c = _coords(it, 4)
         if c is not None:
             x1, y1, x2, y2 = c
@@ -99,7 +128,7 @@ def parse_boxes(pred: Any) -> list[tuple[float, float, float, float]]:
 def parse_points(pred: Any) -> list[tuple[float, float]]:
     """Valid points in ``pred``; malformed entries dropped."""
     out = []
-    for it in _items(pred):
+    for it in _items(pred)[:MAX_PARSE]:
         c = _coords(it, 2)
         if c is not None:
             out.append((c[0], c[1]))
@@ -112,8 +141,16 @@ def _soft_f1(sim: Any, n_pred: int, n_gold: int) -> float:
         return 1.0
     if n_pred == 0 or n_gold == 0:
         return 0.0
+    import numpy as np
     from scipy.optimize import linear_sum_assignment
 
+    k = sim.shape[1]
+    if sim.shape[0] > max(MAX_ITEMS, k * k):
+        # Many predictions: some optimal matching uses only each gold item's k best predictions (if a gold
+        # item were matched outside its top k, one of those k is free and at least as good), so the
+        # O(n^3) assignment runs on at most k^2 rows. n_pred still counts every prediction.
+        top = np.argpartition(-sim, k - 1, axis=0)[:k] if sim.shape[0] > k else np.arange(sim.shape[0])
+        sim = sim[np.unique(top.ravel())]
     ri, ci = linear_sum_assignment(sim, maximize=True)
     tp = float(sim[ri, ci].sum())
     p, r = tp / n_pred, tp / n_gold
@@ -217,25 +254,32 @@ def _vertices(pts: Any) -> list[tuple[float, float]]:
 
 
 def _polygon(pts: Any) -> Any:
-    """A valid shapely geometry for the polygon (self-intersections repaired), or None."""
+    """A valid polygonal shapely geometry (self-intersections repaired, stray lines dropped), or None."""
     vs = _vertices(pts)
     if len(vs) < 3:
         return None
+    import shapely
     from shapely.geometry import Polygon
     from shapely.validation import make_valid
 
     try:
-        poly = make_valid(Polygon(vs))
+        geom = make_valid(Polygon(vs))
+        # make_valid may return a collection mixing polygons with lines/points (a spike, a repeated
+        # vertex); overlay operations refuse mixed dimensions, and lines have no area anyway
+        parts = [g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")]
+        poly = shapely.union_all(parts) if parts else None
     except Exception:  # shapely/GEOS rejects some degenerate inputs outright
         return None
-    return poly if not poly.is_empty and poly.area > 0 else None
+    return poly if poly is not None and not poly.is_empty and poly.area > 0 else None
 
 
 def polygon_mask(polygon: Any, height: int, width: int) -> Any:
     """Rasterise a polygon (list of ``[x, y]`` in pixel units) to a ``height × width`` bool mask.
 
-    A pixel belongs to the mask when its centre ``(x + 0.5, y + 0.5)`` lies inside the polygon.
-    Malformed polygons (fewer than 3 valid vertices) give an empty mask.
+    Pixel ``(row y, column x)`` covers the square ``[x, x+1) × [y, y+1)``; it belongs to the mask when its
+    centre ``(x + 0.5, y + 0.5)`` lies inside the polygon **or on its boundary** (the polygon is a closed
+    set: a polygon whose edge runs through a row of pixel centres includes that row, on every side).
+    Malformed polygons (fewer than 3 valid vertices, zero area) give an empty mask.
     """
     import numpy as np
 
@@ -247,42 +291,75 @@ def polygon_mask(polygon: Any, height: int, width: int) -> Any:
 
     x0, y0, x1, y1 = poly.bounds
     cx0, cy0 = max(0, int(math.floor(x0))), max(0, int(math.floor(y0)))
-    cx1, cy1 = min(width, int(math.ceil(x1)) + 1), min(height, int(math.ceil(y1)) + 1)
+    cx1, cy1 = min(int(width), int(math.ceil(x1)) + 1), min(int(height), int(math.ceil(y1)) + 1)
     if cx0 >= cx1 or cy0 >= cy1:
         return mask
     ys, xs = np.mgrid[cy0:cy1, cx0:cx1]
-    inside = shapely.contains_xy(poly, xs + 0.5, ys + 0.5)
+    inside = shapely.intersects_xy(poly, xs + 0.5, ys + 0.5)  # interior or boundary: a closed set
     mask[cy0:cy1, cx0:cx1] = inside
     return mask
 
 
-def polygon_iou(pred: Any, gold: Any, *, height: int | None = None, width: int | None = None) -> float:
-    """Segmentation reward: IoU of the rasterised predicted polygon with the gold mask.
+def _gold_mask(gold: Any) -> Any:
+    """``gold`` as a 2-D bool mask when it is one, else None (then it must be a polygon).
 
-    Args:
-        pred: predicted polygon (``[[x, y], …]`` or flat ``[x1, y1, …]``, or JSON text).
-        gold: gold mask (2-D bool array) or gold polygon (then ``height``/``width`` give the
-            raster; by default the gold polygon's bounding box grown to include the origin).
+    A mask is a bool array, or a 2-D array of only 0s and 1s that is not ``n × 2`` (an ``n × 2`` array of
+    0/1 values is a polygon with vertices at 0/1, e.g. the unit square), or ``{"mask": …}`` explicitly.
     """
     import numpy as np
 
-    garr = None
+    explicit = isinstance(gold, Mapping) and "mask" in gold
+    if explicit:
+        gold = gold["mask"]
     try:
-        garr = np.asarray(gold)
+        arr = np.asarray(gold)
     except (ValueError, TypeError):
-        pass
-    if garr is not None and garr.dtype == bool:
-        gmask = garr
-    else:
+        arr = None
+    if arr is None or arr.ndim != 2 or arr.dtype == object:
+        if explicit:
+            raise ValueError(f"gold mask must be a 2-D array of 0/1 or bool, got {type(gold).__name__}")
+        return None
+    if arr.dtype == bool:
+        return arr
+    if np.issubdtype(arr.dtype, np.number) and arr.size and np.isin(arr, (0, 1)).all():
+        if explicit or arr.shape[1] != 2:
+            return arr.astype(bool)
+    if explicit:
+        raise ValueError("gold mask must hold only 0/1 (or bool) values")
+    return None
+
+
+def polygon_iou(pred: Any, gold: Any, *, height: int | None = None, width: int | None = None) -> float:
+    """Segmentation reward: IoU of the predicted polygon with the gold region.
+
+    Args:
+        pred: predicted polygon (``[[x, y], …]`` or flat ``[x1, y1, …]``, or JSON text).
+        gold: gold mask (2-D bool or 0/1 array, or ``{"mask": …}``; see :func:`_gold_mask`) or gold polygon.
+        height / width: the image size. With a gold polygon and a size, both polygons are rasterised
+            (:func:`polygon_mask`) on the image and compared pixel by pixel; with a gold polygon and no
+            size, the exact area IoU of the two polygons is used (the limit of the raster IoU as pixels
+            shrink; no raster can be too small for a prediction that overshoots the gold region).
+            A gold mask fixes the raster itself; the size arguments are then ignored.
+
+    Raises:
+        ValueError: the gold value is neither a mask nor a polygon with positive area.
+    """
+    import numpy as np
+
+    gmask = _gold_mask(gold)
+    if gmask is None:
         gpoly = _polygon(gold)
         if gpoly is None:
-            raise ValueError("gold must be a 2-D bool mask or a polygon with at least 3 vertices")
+            raise ValueError("gold must be a 2-D bool/0-1 mask or a polygon with at least 3 vertices and area > 0")
         if height is None or width is None:
-            _, _, x1, y1 = gpoly.bounds
-            height, width = int(math.ceil(y1)) + 1, int(math.ceil(x1)) + 1
+            ppoly = _polygon(pred)
+            if ppoly is None:
+                return 0.0
+            union = ppoly.union(gpoly).area
+            if not (union > 0 and math.isfinite(union)):
+                return 0.0
+            return float(min(1.0, max(0.0, ppoly.intersection(gpoly).area / union)))
         gmask = polygon_mask(gold, int(height), int(width))
-    if gmask.ndim != 2:
-        raise ValueError(f"gold mask must be 2-D, got shape {gmask.shape}")
     pmask = polygon_mask(pred, gmask.shape[0], gmask.shape[1])
     union = np.logical_or(pmask, gmask).sum()
     if union == 0:
@@ -290,11 +367,20 @@ def polygon_iou(pred: Any, gold: Any, *, height: int | None = None, width: int |
     return float(np.logical_and(pmask, gmask).sum() / union)
 
 
-def ocr_score(pred: Any, gold: Any, *, normalize_space: bool = True) -> float:
-    """OCR reward: ``1 − normalised Levenshtein distance`` (1 = identical, 0 = nothing in common)."""
+def ocr_score(pred: Any, gold: Any, *, normalize_space: bool = True, unicode_form: str | None = "NFC") -> float:
+    """OCR reward: ``1 − normalised Levenshtein distance`` (1 = identical, 0 = nothing in common).
+
+    Args:
+        normalize_space: collapse runs of whitespace and strip the ends first.
+        unicode_form: Unicode normalisation applied to both texts first (``"NFC"``: a precomposed "é" and
+            "e" + combining accent are the same reading; ``"NFKC"`` also folds compatibility forms such as
+            ligatures and full-width letters; None: compare code points as given).
+    """
     if not isinstance(pred, str):
         pred = ""  # no text read is an empty reading
     g = gold if isinstance(gold, str) else "" if gold is None else str(gold)
+    if unicode_form:
+        pred, g = unicodedata.normalize(unicode_form, pred), unicodedata.normalize(unicode_form, g)
     if normalize_space:
         pred, g = " ".join(pred.split()), " ".join(g.split())
     if not pred and not g:
@@ -304,12 +390,61 @@ def ocr_score(pred: Any, gold: Any, *, normalize_space: bool = True) -> float:
     return float(min(1.0, max(0.0, 1.0 - Levenshtein.normalized_distance(pred, g))))
 
 
+_NUMBER_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+_COUNT_TOKEN = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?!\w)|\b(?:" + "|".join(_NUMBER_WORDS) + r")\b",
+                          re.IGNORECASE)
+
+
+def _count_value(tok: str) -> float:
+    t = tok.lower()
+    return float(_NUMBER_WORDS[t]) if t in _NUMBER_WORDS else float(t)
+
+
+def parse_count(text: Any, noun: str | None = None) -> float | None:
+    """The count stated in ``text``, by a fixed rule.
+
+    1. With ``noun`` (the counted object, e.g. ``"cat"``): the last number (digits or a number word up to
+       twenty) *before* the first mention of the noun (plural "s"/"es" allowed), so "I see 2 dogs and 3
+       cats" counts 3 cats.
+    2. Otherwise, or when the noun is not mentioned after a number: the **first** number in the text.
+       Answers state the count first and qualify it afterwards ("3 cats (checked 2 times)" → 3); a
+       reasoning trace belongs outside the ``<answer>`` tags, which are read first.
+
+    Thousands separators (``1,000``) are read as one number. Returns None when there is no number.
+    """
+    if isinstance(text, bool):
+        return None
+    if isinstance(text, (int, float)):
+        return _finite(text)
+    if not isinstance(text, str):
+        return None
+    s = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text[:MAX_SCAN])
+    toks = list(_COUNT_TOKEN.finditer(s))
+    if not toks:
+        return None
+    if noun and noun.strip():
+        m = re.search(rf"\b{re.escape(noun.strip())}(?:e?s)?\b", s, flags=re.IGNORECASE)
+        if m is not None:
+            before = [t for t in toks if t.end() <= m.start()]
+            if before:
+                return _finite(_count_value(before[-1].group(0)))
+    return _finite(_count_value(toks[0].group(0)))
+
+
+MAX_SCAN = 20_000  # a count answer is a sentence; longer text is cut before scanning for numbers
+
+
 def count_reward(pred: Any, gold: Any) -> float:
-    """Counting reward ``max(0, 1 − |pred − gold| / max(|gold|, 1))``; unparseable predictions score 0."""
+    """Counting reward ``max(0, 1 − |pred − gold| / max(|gold|, 1))``; unparseable predictions score 0.
+
+    ``pred`` is a number or a text read with :func:`parse_count`.
+    """
     g = parse_number(gold) if not isinstance(gold, (int, float)) else _finite(gold)
     if g is None:
         raise ValueError(f"gold count must be a number, got {gold!r}")
-    p = parse_number(pred) if isinstance(pred, str) else _finite(pred)
+    p = parse_count(pred)
     if p is None:
         return 0.0
     return float(max(0.0, 1.0 - abs(p - g) / max(abs(g), 1.0)))
@@ -323,7 +458,8 @@ class VisualJudge:
 
     The answer is taken from ``<answer>…</answer>`` when present, else the whole response (JSON found
     anywhere in it is used for boxes/points/polygons). ``task.answer`` holds the gold value;
-    ``task.metadata`` may set ``height``/``width`` (polygon raster) and ``sigma`` (points).
+    ``task.metadata`` may set ``height``/``width`` (polygon raster), ``sigma`` (points) and ``object``
+    (the counted noun, see :func:`parse_count`).
 
     Args:
         kind: ``"boxes"``, ``"points"``, ``"polygon"``, ``"ocr"`` or ``"count"``.
@@ -357,8 +493,8 @@ class VisualJudge:
         ans = extract_tag(text, "answer")
         pred: Any = ans if ans is not None else text
         if self.kind == "count" and isinstance(pred, str):
-            nums = re.findall(r"-?\d+(?:\.\d+)?", pred.replace(",", ""))
-            pred = nums[-1] if nums else None
+            noun = task.metadata.get("object") or task.metadata.get("noun")
+            pred = parse_count(pred, noun if isinstance(noun, str) else None)
         elif self.kind == "ocr" and ans is None:
             pred = text.strip()
         elif self.kind in ("boxes", "points", "polygon") and isinstance(pred, str):

@@ -28,6 +28,40 @@ FILLER_WORDS: frozenset[str] = frozenset(
 
 MAX_SENTENCES = 160
 
+# filler for language:response_language, written for this module (plain everyday sentences, no commas)
+_LANG_SENTENCES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "es": ("y", ("El río tranquilo cruza el pueblo cada mañana", "La gente del barrio trabaja con mucho cuidado",
+                 "Nuestra familia prepara la comida juntos", "Los niños juegan en el parque después de la escuela",
+                 "Esta historia habla de un viaje muy largo", "El jardín tiene flores de muchos colores",
+                 "Siempre aprendemos algo nuevo de los vecinos", "La ciudad parece diferente por la noche")),
+    "fr": ("et", ("La rivière calme traverse le village chaque matin",
+                  "Les gens du quartier travaillent avec beaucoup de soin", "Notre famille prépare le repas ensemble",
+                  "Les enfants jouent dans le parc après l'école", "Cette histoire parle d'un très long voyage",
+                  "Le jardin a des fleurs de toutes les couleurs",
+                  "Nous apprenons toujours quelque chose de nouveau avec nos voisins",
+                  "La ville semble différente pendant la nuit")),
+    "de": ("und", ("Der ruhige Fluss fließt jeden Morgen durch das Dorf",
+                   "Die Menschen im Viertel arbeiten mit großer Sorgfalt", "Unsere Familie kocht das Essen gemeinsam",
+                   "Die Kinder spielen nach der Schule im Park", "Diese Geschichte erzählt von einer sehr langen Reise",
+                   "Der Garten hat Blumen in vielen Farben", "Wir lernen immer etwas Neues von unseren Nachbarn",
+                   "Die Stadt sieht in der Nacht ganz anders aus")),
+    "it": ("e", ("Il fiume tranquillo attraversa il paese ogni mattina",
+                 "Le persone del quartiere lavorano con molta cura", "La nostra famiglia prepara il pranzo insieme",
+                 "I bambini giocano nel parco dopo la scuola", "Questa storia parla di un viaggio molto lungo",
+                 "Il giardino ha fiori di tanti colori", "Impariamo sempre qualcosa di nuovo dai vicini",
+                 "La città sembra diversa durante la notte")),
+    "pt": ("e", ("O rio tranquilo atravessa a aldeia todas as manhãs", "As pessoas do bairro trabalham com muito cuidado",
+                 "A nossa família prepara a comida juntos", "As crianças brincam no parque depois da escola",
+                 "Esta história fala de uma viagem muito longa", "O jardim tem flores de muitas cores",
+                 "Aprendemos sempre algo novo com os vizinhos", "A cidade parece diferente durante a noite")),
+}
+
+
+def _lang_sentence(rng: random.Random, lang: str, extras: Sequence[str], pad: int = 0) -> str:
+    conj, pool = _LANG_SENTENCES[lang]
+    clauses = [rng.choice(pool)] + [rng.choice(pool).lower() for _ in range(max(pad, 0) // 4)]
+    return " ".join([f" {conj} ".join(clauses), *extras]) + "."
+
 
 def _sentence(rng: random.Random, extras: Sequence[str], pad: int = 0) -> str:
     if pad < 0:  # short sentences, for "many sentences in few words"
@@ -68,10 +102,15 @@ def _extras(p: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def _build(p: Mapping[str, Mapping[str, Any]], n_sent: int, rng: random.Random, pad: int = 0) -> str:
     ex = _extras(p)
-    n_struct = int(p.get("format:sections", p.get("length:paragraphs", {"n": 1}))["n"])
+    nth = p.get("length:nth_paragraph_first_word")
+    n_struct = int(p.get("format:sections", p.get("length:paragraphs", nth or {"n": 1}))["n"])
     n_sent = max(n_sent, n_struct)
     chunks = _groups(ex, n_sent)
-    sents = [_sentence(rng, c, pad) for c in chunks]
+    lang = p.get("language:response_language", {}).get("language")
+    if lang in _LANG_SENTENCES:
+        sents = [_lang_sentence(rng, lang, c, pad) for c in chunks]
+    else:
+        sents = [_sentence(rng, c, pad) for c in chunks]
     bullets = []
     if "format:bullets" in p:
         bullets = [f"* {rng.choice(_ADJ)} {rng.choice(_NOUN)} {rng.choice(_VERB)} {rng.choice(_TAIL)}"
@@ -84,8 +123,14 @@ def _build(p: Mapping[str, Mapping[str, Any]], n_sent: int, rng: random.Random, 
         text = "\n\n".join(f"{sp} {i + 1}\n{g}" for i, g in enumerate(groups))
     elif "length:paragraphs" in p:
         text = "\n\n***\n\n".join(g.strip() for g in groups)
+    elif nth is not None:
+        k = int(nth["nth"]) - 1
+        groups[k] = f"{str(nth['first_word']).title()} {groups[k].strip()}"
+        text = "\n\n".join(g.strip() for g in groups)
     else:
         text = groups[0]
+    if "format:constrained_response" in p:
+        text = f"{text.rstrip()} My answer is yes."
     if "format:title" in p:
         text = f"<<{rng.choice(_ADJ).title()} {rng.choice(TITLE_WORDS)}>>\n\n{text}"
     if "startend:start" in p:

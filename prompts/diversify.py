@@ -85,9 +85,16 @@ class SystemPromptVariant:
 class AnswerFormatVariant:
     """Asks for the final answer in a seeded format and records it in ``task.metadata["answer_format"]``.
 
+    Only formats compatible with the constraints already on the task are drawn (an earlier
+    :class:`~swarmgym.prompts.instructions.InstructionEnhancer` may have asked for all capitals, which no
+    ``\\boxed{}`` answer meets); applying this variant first and the constraints second works too.
+
     Args:
         formats: formats to choose from: ``"boxed"``, ``"tags"``, ``"json"``, ``"last_line"`` or dicts
             (``{"kind": "tags", "tag": "final"}``). Default: boxed, ``<answer>`` tags, JSON ``answer``.
+
+    Raises:
+        ValueError: (from ``enhance``) no format is compatible with the task's constraints.
     """
 
     def __init__(self, formats: Sequence[str | dict[str, Any]] = ("boxed", "tags", "json")) -> None:
@@ -96,7 +103,17 @@ class AnswerFormatVariant:
             raise ValueError("give at least one answer format")
 
     def enhance(self, task: Task, rng: random.Random) -> Task:
-        fmt = dict(rng.choice(self.formats))
+        from .constraints import compatible_with_answer
+
+        cons = task.metadata.get("constraints") or []
+        ok = [f for f in self.formats
+              if all(compatible_with_answer(c["kind"], f, task.answer) for c in cons)]
+        if not ok:
+            raise ValueError(
+                f"task {task.id!r}: no answer format in {[f['kind'] for f in self.formats]} is compatible with "
+                f"its constraints {[c['kind'] for c in cons]}; apply AnswerFormatVariant before InstructionEnhancer"
+            )
+        fmt = dict(rng.choice(ok))
         t = append_to_prompt(task, format_instruction(fmt))
         return with_metadata(t, **{ANSWER_FORMAT_KEY: fmt})
 

@@ -19,14 +19,17 @@ import random
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from ..judges.extract import ANSWER_FORMAT_KEY
 from ..wire import JudgeResult, Task, Trajectory
 from .base import append_to_prompt, prompt_text, with_metadata
 from .constraints import (
+    DEFAULT_KINDS,
     KINDS,
     REGISTRY,
     SampleContext,
     check,
     compatible,
+    compatible_with_answer,
     sample_constraint,
 )
 
@@ -75,11 +78,16 @@ class InstructionEnhancer:
     """Adds ``k`` mutually compatible constraints (from ``kinds``, default all) to a task.
 
     Constraints already in the task's metadata count as chosen (applying twice adds, never contradicts).
-    If fewer than ``k`` compatible kinds remain, fewer are added.
+    A constraint that contradicts the task's answer format (``task.metadata["answer_format"]``, e.g. "all
+    uppercase" with ``\\boxed{}``, "end with phrase X" with a closing JSON object) or the gold answer's own
+    text ("no commas" when the answer is "1, 2") is never added; see
+    :func:`~swarmgym.prompts.constraints.compatible_with_answer`. If fewer than ``k`` compatible kinds remain,
+    fewer are added.
 
     Args:
         k: how many constraints to add.
-        kinds: allowed kinds (default: every registered kind).
+        kinds: allowed kinds (default: every registered kind except those needing an optional package,
+            ``constraints.OPTIONAL_KINDS``: ``language:response_language`` needs langdetect).
         mode / reward: passed to the :class:`InstructionJudge` exposed as ``judge``.
         weight: weight of that judge when AgentEnv adds it to the env's judge.
     """
@@ -92,7 +100,7 @@ class InstructionEnhancer:
         if unknown:
             raise ValueError(f"unknown constraint kinds {unknown}; known kinds: {', '.join(KINDS)}")
         self.k = k
-        self.kinds = tuple(kinds) if kinds else KINDS
+        self.kinds = tuple(kinds) if kinds else DEFAULT_KINDS
         self.weight = weight
         self.judge = InstructionJudge(mode=mode, reward=reward)
 
@@ -105,13 +113,15 @@ class InstructionEnhancer:
             ctx.kinds.add(c["kind"])
             p = c.get("params", {})
             ctx.used_words.update(p.get("keywords", []) + p.get("words", []) + ([p["word"]] if "word" in p else []))
+        fmt = task.metadata.get(ANSWER_FORMAT_KEY)
         order = list(self.kinds)
         rng.shuffle(order)
         chosen: list[dict[str, Any]] = []
         for kind in order:
             if len(chosen) >= self.k:
                 break
-            if all(compatible(kind, other) for other in ctx.kinds) and REGISTRY[kind].applicable(ctx):
+            if (all(compatible(kind, other) for other in ctx.kinds) and REGISTRY[kind].applicable(ctx)
+                    and compatible_with_answer(kind, fmt, task.answer)):
                 chosen.append(sample_constraint(kind, rng, ctx))
         return chosen
 

@@ -995,10 +995,15 @@ class _Run:
             g = self.metrics.gauges
             g["peak_episode_slots"] = max(g.get("peak_episode_slots", 0.0), float(self.episodes.peak))
             self.metrics.finished_at = time.monotonic()
-            if self.store is not None:
-                with anyio.CancelScope(shield=True):
-                    await self.store.aflush()
-            self.outbox.close()
+            try:
+                if self.store is not None:
+                    with anyio.CancelScope(shield=True):
+                        await self.store.aflush()
+            except Exception as e:  # e.g. a full disk: reported by stream(), never a consumer left waiting
+                if self.error is None:
+                    self.error = _unwrap(e)
+            finally:
+                self.outbox.close()
 
 
 _GC_THRESHOLD = (100_000, 50, 1000)

@@ -35,23 +35,29 @@ CASES: dict[str, tuple[dict, str, str]] = {
     "format:bullets": ({"n": 2}, "List:\n* one\n- two", "List:\n* one\n* two\n* three"),
     "keywords:include": ({"keywords": ["harbor", "velvet"]}, "A Harbor of velvet.", "A harbor only."),
     "keywords:forbidden": ({"words": ["harbor"]}, "The harbors are no exact match.", "The HARBOR."),
-    "keywords:frequency": ({"word": "ember", "relation": "at least", "n": 2}, "ember and ember", "ember embers"),
+    "keywords:frequency": ({"word": "ember", "relation": "at least", "n": 2}, "ember and embers", "one ember only"),
     "keywords:letter_frequency": ({"letter": "z", "relation": "at least", "n": 3}, "Zz z", "zz"),
     "startend:start": ({"phrase": "Good question."}, "  good question. Yes.", "Well. Good question."),
     "startend:end": ({"phrase": "Hope this helps."}, "Done. Hope this helps.  ", "Hope this helps. Bye."),
     "format:json": ({}, '```json\n{"a": 1}\n```', "{'a': 1}"),
     "case:lowercase": ({}, "all lower 123.", "Not lower"),
     "case:uppercase": ({}, "ALL UPPER 123.", "ALL UPPEr"),
-    "case:capital_words": ({"relation": "less than", "n": 2}, "One WORD here. I am A cat.", "TWO WORDS"),
+    "case:capital_words": ({"relation": "less than", "n": 2}, "One WORD here. It is a cat.", "I am A cat"),
     "punctuation:no_comma": ({}, "no commas here.", "a, b"),
     "format:title": ({}, "<<My Title>>\nbody", "<<>> body <<\n>>"),
-    "content:placeholders": ({"n": 2}, "Dear [name] at [address].", "Dear [name] and [ ]."),
-    "content:postscript": ({"marker": "P.S."}, "Body.\n\nP.S. later", "Body. P.S. inline"),
+    "content:placeholders": ({"n": 2}, "Dear [name] at [].", "Dear [name] and [\n]."),
+    "content:postscript": ({"marker": "P.S."}, "Body.\n\nP.S. later", "Body. PS no dots"),
     "format:sections": ({"n": 2, "splitter": "Section"}, "Section 1\nfoo\nSection 2\nbar", "Section 1\nfoo"),
     "format:highlights": ({"n": 2}, "a *one* and **two**", "a *one* and ** **"),
     "startend:quotation": ({}, '"quoted"', 'not "quoted"'),
     "combination:repeat_prompt": ({"prompt": "Write about tea."}, "write about tea. Tea is great.", "Tea. Write about tea."),
     "combination:two_responses": ({}, "first\n******\nsecond", "same\n******\nsame"),
+    "length:nth_paragraph_first_word": ({"n": 2, "nth": 2, "first_word": "ember"}, "One.\n\n\"Ember, then.",
+                                        "One.\n\nEmbers two."),
+    "format:constrained_response": ({}, "Thinking... My answer is maybe.", "My answer is: yes."),
+    "language:response_language": ({"language": "fr", "name": "French"},
+                                   "La rivière calme traverse le village et les enfants jouent dans le parc.",
+                                   "The quiet river crosses the village and the children play in the park."),
 }
 
 
@@ -101,7 +107,7 @@ def test_unknown_kind_raises_with_list() -> None:
 
 
 def test_counting_helpers() -> None:
-    assert count_words("It's a test-case, 3 times!") == 6
+    assert count_words("It's a test-case, 3 times!") == 7  # IFEval's \w+ tokens: it, s, test, case
     assert count_words("日本語 テキスト") == 2
     assert count_sentences("One. Two? Three! P.S. four") == 5
     assert count_sentences("") == 0

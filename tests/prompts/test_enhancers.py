@@ -49,13 +49,14 @@ def test_judge_follows_answer_format(seed: int) -> None:
     t = enhance_task(TASK, [RephraseInstruction(), AnswerFormatVariant(("boxed", "tags", "json", "last_line")),
                             FewShot(EXAMPLES, 3)], seed=seed)
     fmt = t.metadata["answer_format"]
-    right = "Reasoning...\n" + render_answer("\\frac{3}{4}" if fmt["kind"] != "json" else "3/4", fmt)
+    # MathJudge accepts an equivalent form; ExactMatch needs the answer's own text. Both must find it where the
+    # recorded format puts it, and reject a wrong answer in the same place.
+    equivalent = "Reasoning...\n" + render_answer("\\frac{3}{4}" if fmt["kind"] != "json" else "3/4", fmt)
+    verbatim = "Reasoning...\n" + render_answer("3/4", fmt)
     wrong = "Reasoning...\n" + render_answer("5/4", fmt)
-    for judge in (MathJudge(), ExactMatch()):
-        r = anyio.run(judge.score, t, _traj(right), JudgeContext()).reward
-        if isinstance(judge, MathJudge):
-            assert r == 1.0, (fmt, right)
-        assert anyio.run(judge.score, t, _traj(wrong), JudgeContext()).reward == 0.0
+    for judge, right in ((MathJudge(), equivalent), (ExactMatch(), verbatim)):
+        assert anyio.run(judge.score, t, _traj(right), JudgeContext()).reward == 1.0, (type(judge).__name__, fmt, right)
+        assert anyio.run(judge.score, t, _traj(wrong), JudgeContext()).reward == 0.0, (type(judge).__name__, fmt)
     # few-shot answers shown in the same format the judge extracts
     msgs = t.prompt
     assert isinstance(msgs, list) and len(msgs) == 7

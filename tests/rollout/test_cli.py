@@ -7,8 +7,12 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,21 +95,56 @@ def test_dead_server_trips_the_breaker_with_a_clear_error(capsys: pytest.Capture
     assert "PolicyConnectionError" in capsys.readouterr().out  # the summary still shows what happened
 
 
+@contextmanager
+def fake_server_in_a_thread(**kw: Any) -> Iterator[Any]:
+    """The fake server on its own event loop in a thread of this process, so the test can watch the requests
+    it received (a server process would hide them)."""
+    import asyncio
+
+    from swarmgym.testing import FakeOpenAIServer
+
+    started = threading.Event()
+    box: dict[str, Any] = {}
+
+    def main() -> None:
+        async def serve() -> None:
+            srv = FakeOpenAIServer(**kw)
+            await srv.start()
+            box.update(srv=srv, loop=asyncio.get_running_loop(), stop=asyncio.Event())
+            started.set()
+            await box["stop"].wait()
+            await srv.close()
+
+        asyncio.run(serve())
+
+    thread = threading.Thread(target=main, daemon=True)
+    thread.start()
+    if not started.wait(30):
+        raise RuntimeError("the fake server thread did not start")
+    try:
+        yield box["srv"]
+    finally:
+        box["loop"].call_soon_threadsafe(box["stop"].set)
+        thread.join(30)
+
+
 @pytest.mark.slow
 def test_ctrl_c_stores_partial_trajectories_as_cancelled(tmp_path: Path) -> None:
-    from swarmgym.testing import start_fake_server_process
-
     out = tmp_path / "run.jsonl"
-    with start_fake_server_process(latency=30.0) as srv:
+    with fake_server_in_a_thread(latency=30.0) as srv:
         proc = subprocess.Popen(
             [sys.executable, "-m", "swarmgym.cli", "run", "swarmgym/Math-v0", "--policy", srv.base_url, "--model",
              "fake-model", "-n", "5", "--out", str(out), "--no-live"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(tmp_path),
         )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not out.exists():  # the store opens once the run is set up
-            time.sleep(0.05)
-        time.sleep(1.5)  # requests in flight
+        # interrupt once all 5 model requests have reached the server (they wait there for 30 s): progress seen
+        # from outside the process, not a guessed sleep
+        deadline = time.monotonic() + 120
+        while sum("chat/completions" in r.path for r in list(srv.requests)) < 5:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail(f"the run did not send its 5 requests: {proc.communicate()[1].decode()[-2000:]}")
+            time.sleep(0.02)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr.decode()[-2000:]

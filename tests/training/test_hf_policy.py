@@ -85,7 +85,9 @@ def test_greedy_matches_model_generate_and_is_deterministic(tok: Any, tiny_model
         input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=8, do_sample=False,
         eos_token_id=policy.stop_ids, pad_token_id=policy.pad_id,
     )[0, prompt.shape[1]:].tolist()
-    assert a.completion_ids == ref[: len(a.completion_ids)]
+    # the whole completion, not a prefix: a policy that stopped early must fail here
+    assert a.completion_ids == ref, (a.completion_ids, ref, a.finish_reason)
+    assert a.finish_reason == ("stop" if ref[-1] in policy.stop_ids else "length")
 
 
 def test_seed_reproduces_and_limits_apply(tok: Any, tiny_model: Any) -> None:
