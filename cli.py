@@ -53,7 +53,7 @@ def _load_trajectories(path: str) -> list[Any]:
     p = Path(path)
     if not p.exists():
         raise StoreError(f"no such file: {path}")
-    return list(read_trajectories(p))
+    return list(read_trajectories(p, include_orphans=True))  # _summary leaves orphans out itself
 
 
 def _render_trajectory(t: Any, console: Any, max_chars: int) -> None:
@@ -96,12 +96,21 @@ def _summary(trajs: list[Any], console: Any) -> None:
 
     from rich.table import Table
 
+    from .rollout.store import orphan_ids
+
+    # trees, not orphans: a child counts only when its chain of parents reaches a stored top-level episode
+    # (a killed run leaves children of parents that were never stored; resume marks them, and the reader
+    # leaves marked ones out; unmarked ones from a run not resumed yet are found here)
+    orphans = orphan_ids({t.id: t.parent_id for t in trajs})
+    trajs = [t for t in trajs if t.id not in orphans]
     top = [t for t in trajs if t.parent_id is None]
     by_status: dict[str, int] = {}
     for t in top:
         by_status[t.status] = by_status.get(t.status, 0) + 1
     rewards = [t.reward for t in top]
-    table = Table(title=f"{len(top)} episodes ({len(trajs) - len(top)} child trajectories)")
+    title = f"{len(top)} episodes ({len(trajs) - len(top)} child trajectories in their trees"
+    title += f"; {len(orphans)} orphans without a stored parent left out)" if orphans else ")"
+    table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("mean reward", f"{statistics.fmean(rewards):.4f}" if rewards else "-")

@@ -172,31 +172,52 @@ SUMMARY_SYSTEM = (
 class Summary(_Threshold):
     """Once over the threshold, a ``"summarizer"`` policy condenses the history into one message.
 
+    Under a rollout manager the call goes through the manager like every other model call
+    (``PolicyContext.side_call``): it waits while the manager is paused, counts against its call limits, gets
+    the summariser role's version stamp, and is stored as a child trajectory (role ``"summarizer"``) of the
+    episode. The policy is ``policies`` when given, else the manager's ``"summarizer"`` role. Outside a
+    manager the call goes to ``policies`` directly.
+
     Args:
-        policies: a PolicyRouter (its ``"summarizer"`` role is used) or a single policy.
+        policies: a PolicyRouter (its ``"summarizer"`` role is used) or a single policy; None: the manager's
+            ``"summarizer"`` role (then the strategy only works under a manager).
         threshold_tokens: summarise when the visible conversation is estimated above this.
         system_prompt: instructions for the summariser.
         sampling: sampling for the summariser's call.
         count_tokens: token counter (default :func:`estimate_tokens`).
+        keep_rounds: most recent rounds (an assistant turn with calls and its results) left out of the
+            summary and shown verbatim after it (0: everything is condensed). An agent that has not yet
+            seen its latest results needs them kept.
     """
 
     role = "summarizer"
 
     def __init__(
         self,
-        policies: Any,
+        policies: Any = None,
         threshold_tokens: int = 32_000,
         *,
         system_prompt: str = SUMMARY_SYSTEM,
         sampling: SamplingParams | None = None,
         count_tokens: TokenCounter | None = None,
+        keep_rounds: int = 0,
     ) -> None:
         super().__init__(threshold_tokens, count_tokens)
+        if keep_rounds < 0:
+            raise ValueError(f"keep_rounds must be >= 0, got {keep_rounds}")
+        self.keep_rounds = keep_rounds
         self.policies = policies
         self.system_prompt = system_prompt
         self.sampling = sampling or SamplingParams(temperature=0.0)
 
     def _policy(self) -> Any:
+        if self.policies is None:
+            from .errors import ConfigError
+
+            raise ConfigError(
+                "Summary(policies=None) takes the summariser from the rollout manager; outside one pass "
+                "Summary(policies=...)"
+            )
         get = getattr(self.policies, "get", None)
         return get(self.role) if callable(get) and hasattr(self.policies, "is_trainable") else self.policies
 
@@ -224,10 +245,21 @@ class Summary(_Threshold):
         st = self._state(ctx)
         visible = self._visible(msgs, st)
         h = _head_len(msgs)
-        if not self.over(visible) or len(msgs) <= max(h, int(st.get("cut", 0))):
+        cut = int(st.get("cut", 0))
+        if not self.over(visible) or len(msgs) <= max(h, cut):
             return visible
-        # condense the visible history after the task (the previous summary included)
-        history = visible[h:]
+        keep_from = len(msgs)  # the last `keep_rounds` rounds stay verbatim
+        rounds = 0
+        for i in range(len(msgs) - 1, max(h, cut) - 1, -1):
+            if rounds >= self.keep_rounds:
+                break
+            if msgs[i].role == "assistant" and msgs[i].tool_calls:
+                rounds += 1
+                keep_from = i
+        if keep_from <= max(h, cut):
+            return visible  # nothing older than the kept rounds to condense
+        # condense the visible history after the task (the previous summary included) up to the kept rounds
+        history = visible[h : len(visible) - (len(msgs) - keep_from)]
         request = [
             Message(role="system", content=self.system_prompt),
             Message(role="user", content=f"Task:\n{self._render(msgs[:h])}\n\nHistory:\n{self._render(history)}"),
@@ -239,8 +271,13 @@ class Summary(_Threshold):
             episode_id=(ctx.episode_id + "/summary") if ctx else "",
             turn=int(st.get("summaries", 0)),
         )
-        completion = await self._policy().complete(request, [], self.sampling, ctx=sctx)
+        side_call = ctx.side_call if ctx is not None else None
+        if side_call is not None:
+            own = self._policy() if self.policies is not None else None
+            completion = await side_call(self.role, request, [], self.sampling, sctx, policy=own)
+        else:
+            completion = await self._policy().complete(request, [], self.sampling, ctx=sctx)
         st["summary"] = completion.message.text.strip()
-        st["cut"] = len(msgs)
+        st["cut"] = keep_from
         st["summaries"] = int(st.get("summaries", 0)) + 1
         return self._visible(msgs, st)

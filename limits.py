@@ -28,3 +28,14 @@ class EpisodeLimits(BaseModel):
     """Tool output longer than this is cut in the middle (head and tail kept, with a marker)."""
     max_total_tool_calls: int | None = Field(None, ge=0)
     """Total tool calls per episode (sub-agent step budgets); None = unlimited."""
+    max_steps: int | None = Field(None, ge=1)
+    """The agent's own steps (the K2.5 report's step budgets per role): every tool invocation is one step,
+    a turn without tool calls (an answer) is one, and ``assign_task`` calls count nothing here (their
+    sub-agents' steps count in the critical steps). Calls beyond the budget are not run; once it is used
+    up the episode is truncated. None = unlimited."""
+    max_critical_steps: int | None = Field(None, ge=1)
+    """Critical steps of the episode tree (training and evaluation budgets of the K2.5 report): per turn,
+    the agent's own steps plus the largest critical-step count among the sub-agents that turn ran in
+    parallel (see :mod:`swarmgym.toolsets.swarm_metrics`). Sub-agents are launched with at most what is
+    left; once it is used up the episode is truncated (``info["budget"]`` says which budget). None =
+    unlimited."""

@@ -55,6 +55,7 @@ async def run_episode(
     depth: int = 0,
     trajectory_id: str | None = None,
     before_call: Any = None,
+    side_call: Any = None,
     fork: bool = True,
 ) -> Trajectory:
     """Run one episode of ``env`` with ``policy`` and return its trajectory (never raises for episode
@@ -71,6 +72,8 @@ async def run_episode(
         spawn: child-episode launcher exposed to tools and judges (default: inline child episodes).
         before_call: optional ``async f(ctx: PolicyContext) -> Policy | None`` run before every model call
             (the rollout manager uses it for pausing, per-role limits and swapping policy versions).
+        side_call: exposed as ``PolicyContext.side_call`` for model calls besides the episode's turns
+            (context strategies); the rollout manager routes them through its limits and store.
         fork: run on ``env.fork()`` (default) instead of ``env`` itself.
     """
     if isinstance(policy, PolicyRouter):
@@ -114,7 +117,7 @@ async def run_episode(
             return failed
         state = ep._ep
         traj: Trajectory = state.traj
-        pctx = PolicyContext(task=state.task, env=ep, role=role, episode_id=traj.id)
+        pctx = PolicyContext(task=state.task, env=ep, role=role, episode_id=traj.id, side_call=side_call)
         deadline = ep.limits.episode_timeout_s
         strategy = ep.context_strategy
         specs = ep.tool_specs

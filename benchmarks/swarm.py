@@ -1,109 +1,216 @@
-"""Agent Swarm on WideSearch: single agent vs swarm (critical steps, total steps, item-F1, wall time), and one
-episode at full scale (100 sub-agents, ≥ 1,500 tool calls: wall time, peak RSS).
+"""Agent Swarm on WideSearch: the best single agent vs the swarm under the same limits, over task widths.
 
-The agents are the SCRIPTED BASELINES of :mod:`swarmgym.envs.widesearch_scripted` (the sequential single
-agent and the scripted orchestrator whose sub-agents run the same single-agent logic), driven two ways:
+What is compared: one WideSearch table per setting (registries of companies × attribute columns, the
+entities and answers fixed by the world's seed), solved by
 
-- ``scripted``: in-process ``OraclePolicy`` with a simulated model latency per call;
-- ``fake_server``: the same decisions served over HTTP by ``FakeOpenAIServer`` (with the same simulated
-  latency) and called through ``OpenAIPolicy``, as a real model server would be.
+- **single**: the batched single agent (:func:`~swarmgym.envs.widesearch_scripted.batched_agent_step`): it
+  searches and opens in parallel (as many calls a turn as the cap allows and a round of results fits in a
+  fraction of its window: one per 1,000 tokens of window), opens only the pages a column needs (learned
+  from the first entity), writes facts into NOTE lines, and condenses its history with a ``Summary`` context
+  strategy (a scripted summariser that keeps the notes; the latest round stays verbatim) past half its
+  window;
+- **swarm**: an orchestrator with the core toolset and the swarm tools (it finds the registries itself, notes
+  their members, then splits the entities over as many sub-agents as one turn's call cap allows, and hides
+  old tool results once past half its window) whose sub-agents run that same batched agent with the same
+  context strategy.
 
-Both modes run the same tasks; ``--concurrency`` episodes are in flight at once. Wall time is per episode
-(``metrics["wall_s"]``), so it mirrors latency, which critical steps predict. Ratios are single / swarm
-within one run.
+Both are SCRIPTED BASELINES, not models. Every agent in both arms has the same limits: a context window
+(``--window`` tokens of the conversation it is shown plus its tool schemas, estimated at 4 characters a
+token; a request over it fails, as a real server's would, and the episode ends in ``error``), the same
+per-turn call cap (``--calls-per-turn``, the orchestrator's ``assign_task`` calls included) and the same
+step budget (``--steps``, the report's 100 for WideSearch: every tool invocation is a step).
 
-Run: ``python -m benchmarks.swarm [--tasks 20] [--latency 0.05] [--json FILE]`` or ``swarmgym bench swarm``.
+The corpus is the WideSearch world with each entity page padded with prose (so a search snippet does not
+show the facts and a page costs context), plus distracting "fan pages" that repeat an entity's name with
+stale values; it is the same for every setting. Measured per arm: critical steps (per orchestrator turn its
+own steps plus its slowest sub-agent's, tool invocations counted), total steps, item-F1, and also critical
+*turns* (every turn one step: the measure under which batching calls helps a single agent).
+
+Keys: ``critical_steps_single``, ``critical_steps_swarm``, ``total_steps_single``, ``total_steps_swarm``,
+``item_f1_single``, ``item_f1_swarm`` (the widest setting) and ``sweep`` (every setting, both arms).
+
+A last arm runs one orchestrator episode at full scale (WideSearch-Swarm-v0's scripted orchestrator, one
+entity per sub-agent, 100 sub-agents, ≥ 1,500 tool calls): ``scale_*`` keys (wall time, peak RSS).
+
+Run: ``python -m benchmarks.swarm [--quick] [--json FILE]`` or ``swarmgym bench swarm``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import resource
-import statistics
+import random
 import time
 from typing import Any
 
-__all__ = ["main", "run"]
+from benchmarks._report import Bench, Target
+
+__all__ = ["main", "run_setting"]
+
+# the widest setting's claims; each can fail (see the README for what was measured)
+TARGETS = [
+    Target("critical_steps_ratio", ">=", 1.0, what="single / swarm critical steps at the widest setting"),
+    Target("item_f1_swarm_minus_single", ">=", 0.0, what="the swarm's item-F1 is not below the single agent's"),
+    Target("item_f1_single_narrowest", "==", 1.0, what="the single baseline solves the narrowest setting"),
+    Target("scale_subagents", ">=", 100, what="sub-agents in the full-scale episode"),
+    Target("scale_item_f1", "==", 1.0, what="item-F1 of the full-scale episode"),
+]
+
+ATTRS = ["Founded", "Employees", "CEO", "Revenue", "Ticker", "Founder", "Headquarters"]
+"""Company attributes in the order the sweep adds them (profile and history pages alternate)."""
+
+SETTINGS = [(1, 1), (1, 3), (2, 3), (4, 5), (8, 7)]
+"""(registries, attribute columns) per setting, narrowest first."""
+
+_FILLER = (
+    "Local newspapers have covered its affairs for decades", "Visitors often remark on the surrounding streets",
+    "Several archives keep letters and photographs about it", "Its name appears in many regional almanacs",
+    "Historians disagree about some details of its early years", "A small museum exhibition once featured it",
+    "Annual reports are published in the national language", "Its staff describe a long tradition of craft",
+)
 
 
-def _rss_mb() -> float:
-    """Current resident set size (Linux /proc; 0 elsewhere)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+def _corpus(world: Any, entities: list[str], pad_chars: int) -> list[dict[str, str]]:
+    """The world's pages, entity pages padded with prose before their facts, plus a distracting fan page
+    (the name three times, stale values) for each of ``entities``."""
+    docs = []
+    for d in world.docs:
+        text = d["text"]
+        if d["id"][0] in "ph":
+            rng = random.Random(d["id"])
+            filler = ". ".join(rng.choice(_FILLER) for _ in range(pad_chars // 48)) + "."
+            head, sep, tail = text.partition("\n\n")
+            text = f"{head} {filler}{sep}{tail}"
+        docs.append({**d, "text": text})
+    for i, name in enumerate(entities):
+        e = world.entities[name]
+        stale = "\n".join(f"{k}: {_stale(v)}" for k, v in list(e.attrs.items())[:3])
+        docs.append({"id": f"fan{i:05d}", "title": f"{name} fan page",
+                     "text": f"Fans of {name} collect trivia about {name} here. Everything about {name}, "
+                             f"some of it out of date.\n\nTrivia\n{stale}"})
+    return docs
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _stale(v: str) -> str:
+    digits = [c for c in v if c.isdigit()]
+    return v.replace(digits[0], str((int(digits[0]) + 3) % 10), 1) if digits else f"formerly {v}"
 
 
-async def _episodes(env: Any, policy: Any, tasks: list[Any], concurrency: int) -> list[Any]:
-    import anyio
+class Windowed:
+    """A policy with a context window: a request whose messages and tool schemas exceed ``window`` tokens
+    fails like an over-long request to a real server (a PolicyError: the episode ends in ``error``)."""
+
+    def __init__(self, inner: Any, window: int) -> None:
+        self.inner = inner
+        self.window = window
+        self.peak = 0
+        self.overflows = 0
+
+    async def complete(self, messages: Any, tools: Any, sampling: Any, *, ctx: Any = None) -> Any:
+        from swarmgym.context import estimate_tokens
+        from swarmgym.errors import PolicyError
+
+        n = estimate_tokens(messages) + sum(len(json.dumps(t.parameters)) + len(t.description) for t in tools) // 4
+        self.peak = max(self.peak, n)
+        if n > self.window:
+            self.overflows += 1
+            raise PolicyError(f"context window exceeded: the request has ~{n} tokens, the window {self.window}")
+        return await self.inner.complete(messages, tools, sampling, ctx=ctx)
+
+
+def _agent_env(index: Any, a: Any, summarizer: Any, tasks: Any = ()) -> Any:
+    from swarmgym.context import Summary
+    from swarmgym.envs.core import AgentEnv
+    from swarmgym.envs.widesearch import widesearch_judge
+    from swarmgym.envs.widesearch_scripted import SINGLE_SYSTEM, batched_agent_step
+    from swarmgym.limits import EpisodeLimits
+    from swarmgym.toolsets.search import SearchToolset
+
+    c = a.calls_per_turn
+    fan_out = max(1, min(c, a.window // 1000))  # its rounds of results fit in a fraction of its window
+    return AgentEnv(
+        list(tasks),
+        toolsets=[SearchToolset(index)],
+        judge=widesearch_judge(),
+        system_prompt=SINGLE_SYSTEM,
+        limits=EpisodeLimits(max_turns=a.steps, max_steps=a.steps, max_tool_calls_per_turn=c),
+        context_strategy=Summary(summarizer, threshold_tokens=int(a.window * 0.5), keep_rounds=1),
+        oracle=lambda task, messages: batched_agent_step(messages, calls_per_turn=fan_out, max_steps=a.steps),
+        env_id="bench/WideSearch-batched",
+    )
+
+
+async def run_setting(task: Any, index: Any, a: Any) -> dict[str, dict[str, float]]:
+    """Both arms on one task; per arm: critical/total steps and turns, item-F1, status, window figures."""
+    from swarmgym.context import HideToolResults
+    from swarmgym.envs.core import AgentEnv
+    from swarmgym.envs.widesearch import widesearch_judge
+    from swarmgym.envs.widesearch_scripted import ORCHESTRATOR_SYSTEM, notes_summary, orchestrator_step
+    from swarmgym.limits import EpisodeLimits
     from swarmgym.loop import run_episode
+    from swarmgym.policies.base import PolicyRouter
+    from swarmgym.policies.scripted import OraclePolicy, ScriptedPolicy
+    from swarmgym.toolsets.python import PythonToolset
+    from swarmgym.toolsets.search import SearchToolset
+    from swarmgym.toolsets.swarm import StepLimits, SwarmToolset
+    from swarmgym.toolsets.swarm_metrics import steps_from_records
 
-    out: list[Any] = [None] * len(tasks)
-    sem = anyio.Semaphore(concurrency)
+    def summarizer() -> Windowed:
+        return Windowed(ScriptedPolicy(lambda m, t, c: notes_summary(m)), a.window)
 
-    async def one(i: int) -> None:
-        async with sem:
-            out[i] = await run_episode(env, policy, tasks[i])
-
-    async with anyio.create_task_group() as tg:
-        for i in range(len(tasks)):
-            tg.start_soon(one, i)
+    out: dict[str, dict[str, float]] = {}
+    # single
+    pol = Windowed(OraclePolicy(), a.window)
+    sums = summarizer()
+    t0 = time.perf_counter()
+    traj = await run_episode(_agent_env(index, a, sums, [task]), pol, task)
+    m = traj.metrics
+    out["single"] = {
+        "critical_steps": m["steps"], "total_steps": m["steps"], "critical_turns": m["turns"],
+        "item_f1": traj.judge.facets.get("item_f1", 0.0) if traj.judge else 0.0,
+        "ok": float(traj.status == "ok"), "agents": 1.0, "window_peak": float(max(pol.peak, sums.peak)),
+        "window_errors": float(pol.overflows + sums.overflows), "wall_s": time.perf_counter() - t0,
+    }
+    # swarm
+    c = a.calls_per_turn
+    sub_pol, orch_pol, sub_sums = Windowed(OraclePolicy(), a.window), Windowed(OraclePolicy(), a.window), summarizer()
+    sub_env = _agent_env(index, a, sub_sums)
+    steps = StepLimits(orchestrator=a.steps, subagent=a.steps, orchestrator_calls_per_turn=c)
+    swarm = SwarmToolset(sub_env, steps=steps, max_subagents=100)
+    orch_env = AgentEnv(
+        [task],
+        toolsets=[SearchToolset(index), PythonToolset(), swarm],
+        judge=widesearch_judge(),
+        system_prompt=ORCHESTRATOR_SYSTEM,
+        limits=steps.for_orchestrator(EpisodeLimits()),
+        # its registry pages are hidden once it nears its window (the members are noted at dispatch)
+        context_strategy=HideToolResults(threshold_tokens=a.window // 2, keep_rounds=1),
+        # one dispatch turn: as many sub-agents as the call cap leaves after create_subagent
+        oracle=lambda t, msgs: orchestrator_step(msgs, entities_per_agent=1, max_agents=min(100, c - 1)),
+        env_id="bench/WideSearch-Swarm-batched",
+    )
+    router = PolicyRouter(orch_pol, roles={"subagent": sub_pol})
+    orch_env.policies = router
+    t0 = time.perf_counter()
+    traj = await run_episode(orch_env, router, task)
+    m = traj.metrics
+    records = traj.info.get("subagents") or []
+    crit_turns = steps_from_records(int(m["turns"]), [{"turn": r["turn"], "critical_steps": r["steps"],
+                                                       "total_steps": r["steps"]} for r in records]).critical
+    out["swarm"] = {
+        "critical_steps": m.get("critical_steps", m["steps"]), "total_steps": m.get("total_steps", m["steps"]),
+        "critical_turns": float(crit_turns),
+        "item_f1": traj.judge.facets.get("item_f1", 0.0) if traj.judge else 0.0,
+        "ok": float(traj.status == "ok"), "agents": 1.0 + len(records),
+        "window_peak": float(max(orch_pol.peak, sub_pol.peak, sub_sums.peak)),
+        "window_errors": float(orch_pol.overflows + sub_pol.overflows + sub_sums.overflows),
+        "wall_s": time.perf_counter() - t0,
+    }
     return out
 
 
-def _summary(trajs: list[Any]) -> dict[str, float]:
-    def mean(xs: list[float]) -> float:
-        return round(statistics.fmean(xs), 4) if xs else 0.0
+async def _scale(n_entities: int) -> dict[str, float]:
+    import resource
 
-    return {
-        "critical_steps": mean([t.metrics.get("critical_steps", t.metrics["turns"]) for t in trajs]),
-        "total_steps": mean([t.metrics.get("total_steps", t.metrics["turns"]) for t in trajs]),
-        "tool_calls": mean([t.metrics["tool_calls"] + t.metrics.get("subagent_tool_calls", 0.0) for t in trajs]),
-        "item_f1": mean([t.judge.facets.get("item_f1", 0.0) if t.judge else 0.0 for t in trajs]),
-        "row_f1": mean([t.judge.facets.get("row_f1", 0.0) if t.judge else 0.0 for t in trajs]),
-        "wall_s": mean([t.metrics["wall_s"] for t in trajs]),
-        "ok": float(sum(t.status == "ok" for t in trajs)),
-    }
-
-
-async def _compare(mode: str, n_tasks: int, latency: float, concurrency: int) -> dict[str, dict[str, float]]:
-    from swarmgym.envs.widesearch import make_env, make_swarm_env
-    from swarmgym.policies.base import PolicyRouter
-    from swarmgym.policies.scripted import OraclePolicy
-
-    single_env = make_env()
-    tasks = [single_env.tasks[i] for i in range(n_tasks)]
-    if mode == "scripted":
-        single_pol: Any = OraclePolicy(latency=latency, seed=1)
-        router = PolicyRouter(OraclePolicy(latency=latency, seed=2))
-        swarm_env = make_swarm_env(policies=router)
-        single = await _episodes(single_env, single_pol, tasks, concurrency)
-        swarm = await _episodes(swarm_env, router, tasks, concurrency)
-    else:
-        from swarmgym.envs.widesearch_scripted import fake_server_responder
-        from swarmgym.policies.openai_http import OpenAIPolicy
-        from swarmgym.testing.fake_server import FakeOpenAIServer
-
-        server = FakeOpenAIServer(responder=fake_server_responder(), latency=latency, record=False)
-        async with server as srv, OpenAIPolicy(srv.base_url, "fake-model") as model:
-            router = PolicyRouter(model, roles={"subagent": model})
-            swarm_env = make_swarm_env(policies=router)
-            single = await _episodes(single_env, model, tasks, concurrency)
-            swarm = await _episodes(swarm_env, router, tasks, concurrency)
-    return {"single": _summary(single), "swarm": _summary(swarm)}
-
-
-async def _scale(n_entities: int, latency: float, mode: str) -> dict[str, float]:
     from swarmgym.envs.widesearch import make_swarm_env
     from swarmgym.envs.widesearch_data import get_world, scale_task
     from swarmgym.loop import run_episode
@@ -111,149 +218,95 @@ async def _scale(n_entities: int, latency: float, mode: str) -> dict[str, float]
     from swarmgym.policies.scripted import OraclePolicy
 
     task = scale_task(get_world(0), n_entities)
-    rss0 = _rss_mb()
+    pol = OraclePolicy()
+    router = PolicyRouter(pol, roles={"subagent": pol})
+    env = make_swarm_env(policies=router, entities_per_agent=1, max_subagents=100)
     t0 = time.perf_counter()
-    if mode == "scripted":
-        router = PolicyRouter(OraclePolicy(latency=latency, seed=3))
-        env = make_swarm_env(policies=router, entities_per_agent=1, max_subagents=100)
-        traj = await run_episode(env, router, task)
-    else:
-        from swarmgym.envs.widesearch_scripted import fake_server_responder
-        from swarmgym.policies.openai_http import OpenAIPolicy
-        from swarmgym.testing.fake_server import FakeOpenAIServer
-
-        responder = fake_server_responder(entities_per_agent=1, max_agents=100)
-        server = FakeOpenAIServer(responder=responder, latency=latency, record=False)
-        async with server as srv, OpenAIPolicy(srv.base_url, "fake-model") as model:
-            router = PolicyRouter(model, roles={"subagent": model})
-            env = make_swarm_env(policies=router, entities_per_agent=1, max_subagents=100)
-            traj = await run_episode(env, router, task)
-    wall = time.perf_counter() - t0
+    traj = await run_episode(env, router, task)
     m = traj.metrics
     return {
-        "status_ok": float(traj.status == "ok"),
-        "entities": float(task.metadata["n_entities"]),
-        "subagents": m.get("subagents", 0.0),
-        "subagents_finished": m.get("subagents_finished", 0.0),
-        "max_parallel_subagents": m.get("max_parallel_subagents", 0.0),
-        "tool_calls": m["tool_calls"] + m.get("subagent_tool_calls", 0.0),
-        "critical_steps": m.get("critical_steps", 0.0),
-        "total_steps": m.get("total_steps", 0.0),
-        "item_f1": traj.judge.facets.get("item_f1", 0.0) if traj.judge else 0.0,
-        "wall_s": round(wall, 3),
-        "rss_before_mb": round(rss0, 1),
-        "rss_after_mb": round(_rss_mb(), 1),
+        "scale_entities": float(task.metadata["n_entities"]),
+        "scale_subagents": m.get("subagents", 0.0),
+        "scale_max_parallel_subagents": m.get("max_parallel_subagents", 0.0),
+        "scale_tool_calls": m["tool_calls"] + m.get("subagent_tool_calls", 0.0),
+        "scale_critical_steps": m.get("critical_steps", 0.0),
+        "scale_item_f1": traj.judge.facets.get("item_f1", 0.0) if traj.judge else 0.0,
+        "scale_wall_s": round(time.perf_counter() - t0, 3),
+        "scale_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
 
-def run(tasks: int = 20, latency: float = 0.05, concurrency: int = 4, scale_entities: int = 500,
-        fake_server: bool = True) -> dict[str, Any]:
-    """Run the comparison (both modes) and the scale episode; returns the JSON figures."""
-    import anyio
+def _task(world: Any, registries: list[str], n_attrs: int, i: int) -> Any:
+    from swarmgym.envs.widesearch_data import make_task
 
-    async def go() -> dict[str, Any]:
-        from swarmgym.envs.widesearch_data import get_world
-
-        t0 = time.perf_counter()
-        get_world(0).index.build()
-        res: dict[str, Any] = {"corpus_build_s": round(time.perf_counter() - t0, 3),
-                               "corpus_pages": len(get_world(0).docs)}
-        # the scale episodes run first, so the process peak right after them is their peak
-        res["scale"] = await _scale(scale_entities, latency, "scripted")
-        res["scale"]["peak_rss_mb_so_far"] = round(_peak_rss_mb(), 1)
-        if fake_server:
-            res["scale_fake_server"] = await _scale(scale_entities, latency, "fake_server")
-            res["scale_fake_server"]["peak_rss_mb_so_far"] = round(_peak_rss_mb(), 1)
-        res["scripted"] = await _compare("scripted", tasks, latency, concurrency)
-        if fake_server:
-            res["fake_server"] = await _compare("fake_server", tasks, latency, concurrency)
-        return res
-
-    raw = anyio.run(go)
-    s, w = raw["scripted"]["single"], raw["scripted"]["swarm"]
-    out: dict[str, Any] = {
-        "tasks": tasks,
-        "latency_s": latency,
-        "concurrency": concurrency,
-        "cpu_count": os.cpu_count(),
-        "critical_steps_single": s["critical_steps"],
-        "critical_steps_swarm": w["critical_steps"],
-        "critical_steps_ratio": round(s["critical_steps"] / w["critical_steps"], 3) if w["critical_steps"] else 0.0,
-        "total_steps_single": s["total_steps"],
-        "total_steps_swarm": w["total_steps"],
-        "item_f1_single": s["item_f1"],
-        "item_f1_swarm": w["item_f1"],
-        "wall_s_single": s["wall_s"],
-        "wall_s_swarm": w["wall_s"],
-        "wall_ratio": round(s["wall_s"] / w["wall_s"], 3) if w["wall_s"] else 0.0,
-        "scale_subagents": raw["scale"]["subagents"],
-        "scale_tool_calls": raw["scale"]["tool_calls"],
-        "scale_wall_s": raw["scale"]["wall_s"],
-        "scale_peak_rss_mb": raw["scale"]["peak_rss_mb_so_far"],
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
-        "detail": raw,
-    }
-    if "fake_server" in raw:
-        fs, fw = raw["fake_server"]["single"], raw["fake_server"]["swarm"]
-        out.update({
-            "fake_server_critical_steps_single": fs["critical_steps"],
-            "fake_server_critical_steps_swarm": fw["critical_steps"],
-            "fake_server_item_f1_single": fs["item_f1"],
-            "fake_server_item_f1_swarm": fw["item_f1"],
-            "fake_server_wall_s_single": fs["wall_s"],
-            "fake_server_wall_s_swarm": fw["wall_s"],
-            "fake_server_wall_ratio": round(fs["wall_s"] / fw["wall_s"], 3) if fw["wall_s"] else 0.0,
-            "scale_fake_server_wall_s": raw["scale_fake_server"]["wall_s"],
-            "scale_fake_server_peak_rss_mb": raw["scale_fake_server"]["peak_rss_mb_so_far"],
-        })
-    return out
+    return make_task(world, registries, ["Name", *ATTRS[:n_attrs]], task_id=f"bench-swarm-{i}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: print tables and optionally write the figures as JSON."""
-    p = argparse.ArgumentParser(prog="swarmgym bench swarm", description=__doc__.split("\n")[0])
-    p.add_argument("--tasks", type=int, default=20, help="WideSearch tasks per arm (default 20)")
-    p.add_argument("--latency", type=float, default=0.05, help="simulated model latency per call, s (default 0.05)")
-    p.add_argument("--concurrency", type=int, default=4, help="episodes in flight (default 4)")
-    p.add_argument("--scale-entities", type=int, default=500, help="entities in the scale episode (default 500)")
-    p.add_argument("--no-fake-server", action="store_true", help="skip the runs through the fake HTTP server")
-    p.add_argument("--json", metavar="FILE", help="write the results as JSON here")
-    a = p.parse_args(argv)
-    res = run(a.tasks, a.latency, a.concurrency, a.scale_entities, not a.no_fake_server)
+    bench = Bench("swarm", __doc__, TARGETS)
+    p = bench.parser
+    p.add_argument("--window", type=int, default=16384, help="context window of every agent, tokens (default 16384)")
+    p.add_argument("--calls-per-turn", type=int, default=16, help="per-turn call cap of every agent (default 16)")
+    p.add_argument("--steps", type=int, default=100, help="step budget of every agent (default 100)")
+    p.add_argument("--pad", type=int, default=1200, help="characters of prose padded into each page (default 1200)")
+    a = bench.parse_args(argv)
+    settings = SETTINGS[:3] if a.quick else SETTINGS
 
+    def measure(res: dict[str, Any]) -> None:
+        import anyio
+
+        from swarmgym.envs.widesearch_data import get_world
+        from swarmgym.toolsets.search import SearchIndex
+
+        world = get_world(0)
+        with bench.arm("scale"):  # first: the process's peak RSS right after it is its peak
+            res.update(anyio.run(_scale, 500))
+        regs = sorted(r for r in world.groups if world.group_kind[r] == "company")[: max(s[0] for s in SETTINGS)]
+        entities = [n for r in regs for n in world.groups[r]]
+        t0 = time.perf_counter()
+        index = SearchIndex(_corpus(world, entities, a.pad))
+        index.build()
+        res.update({"corpus_pages": len(index), "corpus_build_s": round(time.perf_counter() - t0, 2),
+                    "window_tokens": a.window, "calls_per_turn": a.calls_per_turn, "step_budget": a.steps})
+        sweep = []
+        for i, (n_regs, n_attrs) in enumerate(settings):
+            task = _task(world, regs[:n_regs], n_attrs, i)
+            with bench.arm(f"setting {i}"):
+                arms = anyio.run(run_setting, task, index, a)
+                n = task.metadata["n_entities"]
+                sweep.append({"entities": n, "attributes": n_attrs, "width": n * n_attrs,
+                              **{f"{k}_{arm}": round(v, 4) for arm in ("single", "swarm") for k, v in arms[arm].items()}})
+        res["sweep"] = sweep
+        if not sweep:
+            return
+        first, last = sweep[0], sweep[-1]
+        for k in ("critical_steps", "total_steps", "critical_turns", "item_f1"):
+            for arm in ("single", "swarm"):
+                res[f"{k}_{arm}"] = last[f"{k}_{arm}"]
+        res["critical_steps_ratio"] = round(last["critical_steps_single"] / last["critical_steps_swarm"], 3)
+        res["item_f1_swarm_minus_single"] = round(last["item_f1_swarm"] - last["item_f1_single"], 4)
+        res["item_f1_single_narrowest"] = first["item_f1_single"]
+        res["widest"] = f"{last['entities']} entities x {last['attributes']} attributes"
+        _print_sweep(sweep)
+
+    title = (f"WideSearch single vs swarm, SCRIPTED BASELINES (window {a.window} tokens, "
+             f"{a.calls_per_turn} calls/turn, {a.steps} steps per agent)")
+    return bench.run(measure, title=title, hide=("sweep",))
+
+
+def _print_sweep(sweep: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    con = Console()
-    t = Table(title=f"WideSearch, SCRIPTED BASELINES: single agent vs swarm ({a.tasks} tasks, "
-                    f"{a.latency:g} s simulated latency per model call, means per episode)")
-    for col in ("policy", "arm", "critical steps", "total steps", "tool calls", "item-F1", "row-F1", "wall s", "ok"):
-        t.add_column(col, justify="left" if col in ("policy", "arm") else "right")
-    for mode in ("scripted", "fake_server"):
-        if mode not in res["detail"]:
-            continue
-        for arm in ("single", "swarm"):
-            r = res["detail"][mode][arm]
-            t.add_row(mode, arm, f"{r['critical_steps']:.1f}", f"{r['total_steps']:.1f}", f"{r['tool_calls']:.1f}",
-                      f"{r['item_f1']:.3f}", f"{r['row_f1']:.3f}", f"{r['wall_s']:.2f}", f"{r['ok']:.0f}")
-    con.print(t)
-    con.print(f"critical-steps ratio single/swarm: {res['critical_steps_ratio']:.2f}x; "
-              f"wall-time ratio: {res['wall_ratio']:.2f}x (scripted)"
-              + (f", {res['fake_server_wall_ratio']:.2f}x (fake server)" if "fake_server_wall_ratio" in res else ""))
-    t2 = Table(title="One orchestrator episode at full scale (scripted orchestrator, 1 entity per sub-agent)")
-    t2.add_column("metric")
-    for mode in ("scale", "scale_fake_server"):
-        if mode in res["detail"]:
-            t2.add_column(mode.replace("scale_", "").replace("scale", "scripted"), justify="right")
-    keys = res["detail"]["scale"].keys()
-    for k in keys:
-        t2.add_row(k, *[f"{res['detail'][m][k]:,}" for m in ("scale", "scale_fake_server") if m in res["detail"]])
-    con.print(t2)
-    con.print(f"peak RSS of the whole benchmark process: {res['peak_rss_mb']:.0f} MB")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=2)
-    return 0
+    t = Table(title="sweep over task widths (same corpus; critical steps count tool invocations)")
+    cols = ["entities", "attributes", "critical_steps_single", "critical_steps_swarm", "total_steps_single",
+            "total_steps_swarm", "critical_turns_single", "critical_turns_swarm", "item_f1_single",
+            "item_f1_swarm", "ok_single", "ok_swarm", "window_peak_single", "window_peak_swarm"]
+    for c in cols:
+        t.add_column(c.replace("_", " "), justify="right")
+    for row in sweep:
+        t.add_row(*[f"{row[c]:g}" if isinstance(row[c], float) else str(row[c]) for c in cols])
+    Console().print(t)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,8 @@ from ..judges.base import (
 )
 from ..prompts.base import PromptEnhancer
 from ..toolsets.base import ToolContext, run_tool_sync
+from ..toolsets.swarm_metrics import DISPATCH_TOOLS as _DISPATCH_TOOLS
+from ..toolsets.swarm_metrics import own_steps as _own_steps
 from ..wire import (
     truncate_middle,
     Completion,
@@ -111,7 +113,8 @@ _TRAJECTORY_GIVEN = frozenset(
 class _Episode:
     """Mutable state of one episode (one AgentEnv instance runs one episode at a time; ``fork`` for more)."""
 
-    __slots__ = ("task", "traj", "ctx", "turn", "done", "stack", "t0", "tool_calls", "tool_errors", "judging")
+    __slots__ = ("task", "traj", "ctx", "turn", "done", "stack", "t0", "tool_calls", "tool_errors", "judging",
+                 "turn_steps", "ran_own")
 
     def __init__(self, task: Task, traj: Trajectory, ctx: ToolContext) -> None:
         self.task = task
@@ -124,6 +127,8 @@ class _Episode:
         self.tool_calls = 0
         self.tool_errors = 0
         self.judging = False  # True while the judge runs (a cancellation then interrupted the judge)
+        self.turn_steps: list[int] | None = None  # own steps per turn, kept only under a step budget
+        self.ran_own = 0  # tool calls of the current turn that ran, assign_task excluded
 
 
 class AgentEnv(gymnasium.Env):
@@ -502,12 +507,23 @@ class AgentEnv(gymnasium.Env):
                 )
                 if not res.is_error and call.name in self._terminal_tools:
                     terminated = True
-        budget = self.limits.max_total_tool_calls
+        lim = self.limits
+        budget = lim.max_total_tool_calls
         truncated = not terminated and (
-            ep.turn >= self.limits.max_turns or (budget is not None and ep.tool_calls >= budget)
+            ep.turn >= lim.max_turns or (budget is not None and ep.tool_calls >= budget)
         )
+        why = None
+        if lim.max_steps is not None or lim.max_critical_steps is not None:
+            steps = ep.turn_steps
+            if steps is None:
+                steps = ep.turn_steps = traj.info["turn_steps"] = []
+            steps.append(max(1, ep.ran_own) if calls else 1)
+            ep.ran_own = 0
+            if not terminated:
+                why = self._budget_used_up(ep)
+                truncated = truncated or why is not None
         if terminated or truncated:
-            await self._finish(ep, "truncated" if truncated else "ok")
+            await self._finish(ep, "truncated" if truncated else "ok", why)
         if not want_info:
             return terminated, truncated, None
         info: dict[str, Any] = {"turn": ep.turn, "tool_calls": len(calls), "tool_errors": n_err}
@@ -517,12 +533,57 @@ class AgentEnv(gymnasium.Env):
                 info["facets"] = dict(traj.judge.facets)
         return terminated, truncated, info
 
+    def _steps_left(self, ep: _Episode) -> int | None:
+        """Own steps this episode may still take under its step budgets (None: no budget)."""
+        lim = self.limits
+        left: int | None = None
+        if lim.max_steps is not None:
+            left = lim.max_steps - sum(ep.turn_steps or ())
+        if lim.max_critical_steps is not None:
+            crit = lim.max_critical_steps - self.critical_steps_so_far(ep)
+            left = crit if left is None else min(left, crit)
+        return left
+
+    def critical_steps_so_far(self, ep: _Episode, before_turn: int | None = None) -> int:
+        """Critical steps of this episode's tree so far (turns before ``before_turn``, 1-based, if given)."""
+        from ..toolsets.swarm_metrics import steps_from_records
+
+        steps = ep.turn_steps or []
+        records = ep.traj.info.get("subagents") or ()
+        if before_turn is not None:
+            steps = steps[: before_turn - 1]
+            records = [r for r in records if int(r.get("turn", 0)) < before_turn]
+        return steps_from_records(steps, records).critical
+
+    def _budget_used_up(self, ep: _Episode) -> str | None:
+        lim = self.limits
+        used = sum(ep.turn_steps or ())
+        if lim.max_steps is not None and used >= lim.max_steps:
+            ep.traj.info["budget"] = {"kind": "steps", "limit": lim.max_steps, "used": used}
+            return f"step budget of {lim.max_steps} steps used up ({used})"
+        if lim.max_critical_steps is not None:
+            crit = self.critical_steps_so_far(ep)
+            if crit >= lim.max_critical_steps:
+                ep.traj.info["budget"] = {"kind": "critical_steps", "limit": lim.max_critical_steps, "used": crit}
+                return f"critical-step budget of {lim.max_critical_steps} used up ({crit})"
+        return None
+
     async def _run_calls(self, ep: _Episode, calls: list[ToolCall]) -> list[ToolResult]:
         limit = self.limits.max_tool_calls_per_turn
         budget = self.limits.max_total_tool_calls
+        left = self._steps_left(ep)
+        ran_own = 0
         results: list[ToolResult | None] = [None] * len(calls)
         runnable: list[int] = []
         for i, call in enumerate(calls):
+            own = call.name not in _DISPATCH_TOOLS
+            if left is not None and own and ran_own >= left:
+                results[i] = ToolResult(
+                    call_id=call.id,
+                    content=f"not run: the step budget is used up ({left} steps were left this turn)",
+                    is_error=True,
+                )
+                continue
             if i >= limit:
                 results[i] = ToolResult(
                     call_id=call.id,
@@ -535,7 +596,9 @@ class AgentEnv(gymnasium.Env):
                 )
             else:
                 ep.tool_calls += 1
+                ran_own += own
                 runnable.append(i)
+        ep.ran_own = ran_own
         if len(runnable) == 1:  # the common case: no task group needed
             i = runnable[0]
             results[i] = await self._run_one(ep, calls[i])
@@ -638,9 +701,13 @@ class AgentEnv(gymnasium.Env):
             m["tool_errors"] = float(ep.tool_errors)
             m["wall_s"] = time.perf_counter() - ep.t0
             model_time = 0.0
+            steps = 0
             for c in traj.completions:  # (a plain loop: a generator per episode costs more here)
                 model_time += c.latency_s
+                calls = c.message.tool_calls
+                steps += _own_steps(c.message) if calls else 1
             m["model_time_s"] = model_time
+            m["steps"] = float(sum(ep.turn_steps) if ep.turn_steps is not None else steps)
             if ctx.metrics:
                 m.update(ctx.metrics)
 

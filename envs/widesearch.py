@@ -5,9 +5,12 @@ and ``open`` over a generated corpus of ~11,000 entity pages (see :mod:`~swarmgy
 The judge is item-level F1 (the reward) with row-level F1 and precision/recall as facets, rows paired by
 the ``Name`` column.
 
-The Swarm variant gives the orchestrator only ``create_subagent`` / ``assign_task``; its sub-agents run in
-a WideSearch env with the search tools (:func:`make_subagent_env`) under the frozen ``"subagent"`` role. Both
-share one corpus and one search index per seed across every env and episode in the process.
+The Swarm variant gives the orchestrator the core toolset — ``search`` and ``open`` (browse) over the corpus
+and ``python`` (code, in the env's sandbox: pass ``sandbox=SandboxPool(...)``; without one the tool answers
+with an error observation saying so) — plus the two swarm tools ``create_subagent`` / ``assign_task``, as in
+appendix E.8 of the K2.5 report. Its sub-agents run in a WideSearch env with the search tools
+(:func:`make_subagent_env`) under the frozen ``"subagent"`` role. Both share one corpus and one search index
+per seed across every env and episode in the process.
 
 Oracles (SCRIPTED BASELINES, :mod:`~swarmgym.envs.widesearch_scripted`): the single-agent env's oracle looks
 entities up one by one; the swarm env's oracle is the scripted orchestrator; the sub-agent env's oracle is
@@ -26,6 +29,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from ..judges.f1 import ItemF1
+from ..toolsets.python import PythonToolset
 from ..toolsets.search import SearchToolset
 from ..toolsets.swarm import StepLimits, SwarmToolset, step_limits
 from ..wire import Message, Task
@@ -109,7 +113,8 @@ def make_swarm_env(
     system_prompt: str = ORCHESTRATOR_SYSTEM,
     **kwargs: Any,
 ) -> AgentEnv:
-    """``swarmgym/WideSearch-Swarm-v0``: an orchestrator with ``create_subagent``/``assign_task``.
+    """``swarmgym/WideSearch-Swarm-v0``: an orchestrator with the core toolset (``search``, ``open``,
+    ``python``) and ``create_subagent``/``assign_task``.
 
     Args:
         seed: world and task seed.
@@ -140,13 +145,14 @@ def make_swarm_env(
 
             raise ConfigError(f"reward must be 'f1', 'parl' or 'parl_staged', got {reward!r}")
     swarm = SwarmToolset(sub_env, steps=sl, max_subagents=max_subagents, sink=sink)
+    core = [SearchToolset(get_world(seed).index), PythonToolset()]
 
     def oracle(task: Task, messages: list[Message]) -> Any:
         return orchestrator_step(messages, entities_per_agent=entities_per_agent, max_agents=max_subagents)
 
     return AgentEnv(
         WideSearchTasks(seed, size),
-        toolsets=kwargs.pop("toolsets", None) or [swarm],
+        toolsets=kwargs.pop("toolsets", None) or [*core, swarm],
         judge=judge,
         system_prompt=system_prompt,
         limits=limits or sl.for_orchestrator(),

@@ -8,9 +8,10 @@ or behind the fake OpenAI server (:func:`fake_server_responder`).
 - :func:`single_agent_step` — **sequential single agent**: finds the registries (one search turn, one open
   turn), then looks the entities up **one by one** (a search turn, then one turn opening that entity's two
   pages), then answers with the table.
-- :func:`orchestrator_step` — **scripted orchestrator** (it has only the swarm tools): turn 1 creates a
-  sub-agent and assigns one registry listing per registry; turn 2 assigns the entities in chunks, all in
-  parallel; turn 3 merges the sub-agents' tables. Every sub-agent runs :func:`single_agent_step`.
+- :func:`orchestrator_step` — **scripted orchestrator**: finds the registries' members itself with its own
+  ``search``/``open`` (two turns; without those tools it assigns one listing sub-agent per registry
+  instead), then creates a sub-agent and assigns the entities in chunks, all in parallel, then merges the
+  sub-agents' tables. Every sub-agent runs :func:`single_agent_step`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from ..context import HIDDEN_MARKER as _HIDDEN
 from ..wire import Message, ToolCall
 from .widesearch_data import parse_request, subtask_prompt, task_prompt
 
@@ -27,7 +29,9 @@ __all__ = [
     "ORCHESTRATOR_SYSTEM",
     "SINGLE_SYSTEM",
     "SUBAGENT_PROMPT",
+    "batched_agent_step",
     "fake_server_responder",
+    "notes_summary",
     "orchestrator_step",
     "single_agent_step",
 ]
@@ -92,20 +96,40 @@ def _registry_query(label: str) -> str:
     return f"Registry {label}"
 
 
+def _read_pages(h: _History) -> dict[str, str]:
+    """Pages read and still visible, by title (an open result starts with ``# <title>``)."""
+    read: dict[str, str] = {}
+    for text in h.opens.values():
+        if text.startswith("# "):
+            read[text[2 : text.find("\n")]] = text
+    return read
+
+
 def _resolve_registries(h: _History, registries: list[str]) -> tuple[list[dict[str, Any]] | None, list[str]]:
-    """Either the next calls (search, then open, all registries in parallel) or the member list."""
-    todo = [r for r in registries if _registry_query(r) not in h.searches]
-    if todo:
-        return [h.call(i, "search", query=_registry_query(r), k=5) for i, r in enumerate(todo)], []
-    ids: list[str] = []
+    """Either the next calls (searches, then opens, every registry in parallel) or the member list.
+
+    A registry page still visible is used as it is; one whose search result was hidden by a context
+    strategy before it was opened is searched again.
+    """
+    read = _read_pages(h)
+    searches: list[str] = []
+    opens: list[str] = []
     for r in registries:
-        ids += [d for d, title in _hits(h.searches[_registry_query(r)]) if title == f"Registry: {r}"][:1]
-    to_open = [d for d in ids if d not in h.opens]
-    if to_open:
-        return [h.call(i, "open", doc_id=d) for i, d in enumerate(to_open)], []
+        if f"Registry: {r}" in read:
+            continue
+        q = _registry_query(r)
+        res = h.searches.get(q)
+        if res is None or res == _HIDDEN:
+            searches.append(q)
+            continue
+        opens += [d for d, title in _hits(res) if title == f"Registry: {r}"][:1]  # none: not found, skipped
+    if searches:
+        return [h.call(i, "search", query=q, k=5) for i, q in enumerate(searches)], []
+    if opens:
+        return [h.call(i, "open", doc_id=d) for i, d in enumerate(opens)], []
     members: list[str] = []
-    for d in ids:
-        for line in h.opens[d].splitlines():
+    for r in registries:
+        for line in read.get(f"Registry: {r}", "").splitlines():
             if line.startswith("Members: "):
                 members += [x.strip() for x in line[len("Members: "):].split(";") if x.strip()]
     return None, members
@@ -157,7 +181,12 @@ def single_agent_step(messages: Sequence[Message]) -> dict[str, Any] | str:
 
 
 def orchestrator_step(
-    messages: Sequence[Message], *, entities_per_agent: int = 2, max_agents: int = 100
+    messages: Sequence[Message],
+    *,
+    entities_per_agent: int = 2,
+    max_agents: int = 100,
+    self_search: bool = True,
+    subagent_prompt: str | None = None,
 ) -> dict[str, Any] | str:
     """SCRIPTED BASELINE: the next action of the scripted orchestrator.
 
@@ -166,6 +195,9 @@ def orchestrator_step(
         entities_per_agent: entities per sub-agent (more sub-agents are used when the cap allows).
         max_agents: most sub-agents to launch, listing agents included (chunks grow when there are more
             entities).
+        self_search: find the registries' members with its own search/open (False: listing sub-agents, for
+            an orchestrator with only the swarm tools).
+        subagent_prompt: the sub-agents' system prompt (default :data:`SUBAGENT_PROMPT`).
     """
     registries, entities, columns = parse_request(_first_user(messages))
     if not columns:
@@ -173,13 +205,23 @@ def orchestrator_step(
     from ..judges.f1 import parse_markdown_table
 
     h = _History(messages)
+    note = None
+    if registries and self_search:
+        members = _memory(messages)[1]  # noted at dispatch: the registry pages may be hidden by then
+        if members is None:
+            own, members = _resolve_registries(h, registries)
+            if own:
+                return {"role": "assistant", "content": None, "tool_calls": own}
+            note = _MEMBERS + json.dumps(members)
+        entities = members + [e for e in entities if e not in members]
+        registries = []
     assigned = [c for c in h.calls if c.name == "assign_task" and isinstance(c.arguments, dict)]
     listing = [c for c in assigned if parse_request(str(c.arguments.get("prompt", "")))[0]]
     lookups = [c for c in assigned if c not in listing]
     created = any(c.name == "create_subagent" for c in h.calls)
     calls: list[dict[str, Any]] = []
     if not created:
-        calls.append(h.call(0, "create_subagent", name="researcher", system_prompt=SUBAGENT_PROMPT))
+        calls.append(h.call(0, "create_subagent", name="researcher", system_prompt=subagent_prompt or SUBAGENT_PROMPT))
     if registries and not listing:
         # stage 1: one sub-agent per registry lists its members (the orchestrator has no search tool)
         calls += [
@@ -194,13 +236,13 @@ def orchestrator_step(
     if not lookups and entities and columns != ["Name"]:
         # stage 2: the entities in chunks, all sub-agents in parallel
         n_agents = max(1, min(max_agents - len(listing), -(-len(entities) // max(1, entities_per_agent))))
-        size = -(-len(entities) // n_agents)
-        chunks = [entities[i : i + size] for i in range(0, len(entities), size)]
+        n = len(entities)  # near-equal chunks, exactly n_agents of them
+        chunks = [entities[i * n // n_agents : (i + 1) * n // n_agents] for i in range(n_agents)]
         calls += [
             h.call(len(calls) + i, "assign_task", agent="researcher", prompt=subtask_prompt(chunk, columns))
             for i, chunk in enumerate(chunks)
         ]
-        return {"role": "assistant", "content": None, "tool_calls": calls}
+        return {"role": "assistant", "content": note, "tool_calls": calls}
     rows: dict[str, dict[str, str]] = {n: {"Name": n} for n in entities}
     for c in lookups:
         for r in parse_markdown_table(h.results.get(c.id, "")) or []:
@@ -222,7 +264,8 @@ def fake_server_responder(*, entities_per_agent: int = 2, max_agents: int = 100)
             msgs.append(Message.model_validate(d))
         tools = {t.get("function", {}).get("name") for t in req.get("tools") or ()}
         if "create_subagent" in tools:
-            out = orchestrator_step(msgs, entities_per_agent=entities_per_agent, max_agents=max_agents)
+            out = orchestrator_step(msgs, entities_per_agent=entities_per_agent, max_agents=max_agents,
+                                    self_search="search" in tools)
         else:
             out = single_agent_step(msgs)
         if isinstance(out, dict):
@@ -230,3 +273,148 @@ def fake_server_responder(*, entities_per_agent: int = 2, max_agents: int = 100)
         return out
 
     return respond
+
+
+# ---------------------------------------------------------------------------------------------- batched agent
+#
+# The best single agent we can script under a per-agent context window and a per-turn call cap. Steps count
+# tool invocations, so batching saves turns (and context), not steps; what saves steps is opening only the
+# pages a column needs (learned from the first entity's two pages). Facts are written down as NOTE lines in
+# the agent's own messages the turn after they were read, so a context strategy may hide old tool results
+# or condense the history (:func:`notes_summary`) without losing them.
+
+_NOTE = "NOTE "
+_MEMBERS = "MEMBERS "
+_LAYOUT = "LAYOUT "
+_STEPS = "STEPS "
+
+
+def _memory(
+    messages: Sequence[Message],
+) -> tuple[dict[str, dict[str, str]], list[str] | None, dict[str, str], int]:
+    """(noted rows by name, noted registry members or None, learned layout: column -> "profile"/"history",
+    steps used) from NOTE/MEMBERS/LAYOUT/STEPS lines anywhere in the visible conversation (own messages or
+    a summary)."""
+    rows: dict[str, dict[str, str]] = {}
+    members: list[str] | None = None
+    layout: dict[str, str] = {}
+    steps = 0
+    for m in messages:
+        if m.role not in ("assistant", "user"):
+            continue
+        for line in m.text.splitlines():
+            try:
+                if line.startswith(_NOTE):
+                    row = json.loads(line[len(_NOTE):])
+                    rows[row["Name"]] = row
+                elif line.startswith(_MEMBERS):
+                    members = list(json.loads(line[len(_MEMBERS):]))
+                elif line.startswith(_LAYOUT):
+                    layout.update(json.loads(line[len(_LAYOUT):]))
+                elif line.startswith(_STEPS):
+                    steps = max(steps, int(line[len(_STEPS):]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return rows, members, layout, steps
+
+
+def _page_facts(text: str) -> dict[str, str]:
+    return {m.group(1).strip(): m.group(2).strip() for m in _FACT.finditer(text)}
+
+
+def batched_agent_step(
+    messages: Sequence[Message], *, calls_per_turn: int = 16, k: int = 5, max_steps: int | None = None
+) -> dict[str, Any] | str:
+    """SCRIPTED BASELINE: the next action of the batched single agent (also the batched sub-agent).
+
+    Each turn it opens the pages of entities found the turn before and searches new ones, up to
+    ``calls_per_turn`` calls; it writes the facts it read into NOTE lines; it answers from its notes. Given
+    its step budget, it keeps count (a STEPS line) and answers with what it has before the budget runs out.
+
+    Args:
+        messages: the conversation as the agent sees it (a context strategy may have hidden or condensed
+            parts of it).
+        calls_per_turn: the per-turn call cap it plans for.
+        k: results per search.
+        max_steps: its step budget (tool invocations plus the answer turn), if it knows it.
+    """
+    registries, entities, columns = parse_request(_first_user(messages))
+    if not columns:
+        return "I cannot read the task: it lists no columns."
+    h = _History(messages)
+    rows, members, layout, used = _memory(messages)
+    notes: list[str] = []
+    budget = calls_per_turn if max_steps is None else min(calls_per_turn, max_steps - used - 1)  # 1: the answer
+    if registries:
+        if members is None:
+            calls, found = _resolve_registries(h, registries)
+            if calls and budget >= 1:  # the rest next turn
+                calls = calls[:budget]
+                return {"role": "assistant", "content": f"{_STEPS}{used + len(calls)}", "tool_calls": calls}
+            if calls:
+                return "I ran out of steps before I could read the registries."
+            members = found
+            notes.append(_MEMBERS + json.dumps(found))
+        entities = members + [e for e in entities if e not in members]
+    wanted = [c for c in columns if c != "Name"]
+    if not wanted:  # a listing request
+        return "\n".join(notes + [_table(columns, [{"Name": n} for n in entities])])
+    # pages read and still visible, by their title: the search result that led to a page may already be
+    # condensed away
+    read = _read_pages(h)
+    calls: list[dict[str, Any]] = []
+    new_searches = 0
+    for name in entities:
+        if name in rows:
+            continue
+        titles = (name, f"{name} (history)")
+        facts: dict[str, str] = {}
+        for t in titles:
+            if t in read:
+                page = _page_facts(read[t])
+                facts.update(page)
+                kind = "history" if t.endswith("(history)") else "profile"
+                learn = {c: kind for c in page if c in wanted and c not in layout}
+                if learn:
+                    layout.update(learn)
+                    notes.append(_LAYOUT + json.dumps(learn))
+        pages = [(d, t) for d, t in _hits(h.searches.get(name, "")) if t in titles]
+        seen = {d for d, t in pages if t in read}
+        if all(c in facts for c in wanted):
+            row = {"Name": name, **{c: facts[c] for c in wanted}}
+            rows[name] = row
+            notes.append(_NOTE + json.dumps(row))
+            continue
+        if len(calls) >= budget:
+            continue
+        if pages:  # found: open the pages the missing columns need (both while the layout is unknown)
+            missing = [c for c in wanted if c not in facts]
+            kinds = {layout[c] for c in missing if c in layout}
+            if any(c not in layout for c in missing):
+                kinds = {"profile", "history"}
+            todo = [d for d, t in pages if d not in seen
+                    and ("history" if t.endswith("(history)") else "profile") in kinds]
+            for d in todo[: max(0, budget - len(calls))]:
+                calls.append(h.call(len(calls), "open", doc_id=d))
+            if todo:
+                continue
+        # not searched yet, or its results were hidden before they were used: search (a third of the cap
+        # per turn, so the next turn has room to open what these find)
+        if new_searches < max(1, calls_per_turn // 3) and len(calls) < budget:
+            calls.append(h.call(len(calls), "search", query=name, k=k))
+            new_searches += 1
+    if calls:
+        notes.append(f"{_STEPS}{used + len(calls)}")
+        return {"role": "assistant", "content": "\n".join(notes), "tool_calls": calls}
+    table = _table(columns, [rows.get(n, {"Name": n}) for n in entities])
+    return "\n".join(notes + [table]) if notes else table
+
+
+def notes_summary(request: Sequence[Message]) -> str:
+    """SCRIPTED summariser for :class:`~swarmgym.context.Summary`: keeps every NOTE/MEMBERS/LAYOUT line of the
+    history it is given (the facts), drops the rest (the calls and pages already used)."""
+    text = request[-1].text if request else ""
+    keep = [line.split("] ", 1)[-1] if line.startswith("[") else line for line in text.splitlines()]
+    steps = [line for line in keep if line.startswith(_STEPS)][-1:]  # only the latest count matters
+    keep = [line for line in keep if line.startswith((_NOTE, _MEMBERS, _LAYOUT))] + steps
+    return "\n".join(dict.fromkeys(keep)) or "(nothing noted yet)"

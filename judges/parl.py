@@ -16,6 +16,12 @@ Two forms, both reporting their terms as facets:
 A task judge that fails or times out makes the PARL result fail the same way (``outcome``), so the failure is
 never a silent 0. The step comes from :attr:`JudgeContext.step`: the rollout manager's training step
 (``RolloutManager.set_judge_step``), or ``AgentEnv(judge_step=…)`` outside a manager.
+
+Both see the critical-step budget: facets ``critical_steps`` (of the episode tree) and ``over_budget`` (1 when
+the episode was truncated by its step or critical-step budget, ``info["budget"]``). A budget-truncated
+episode is never a success in the staged form; :class:`PARLReward` scores its partial answer unless
+``over_budget_perf`` replaces ``r_perf``.
+
 The sub-agent counts come from the orchestrator trajectory's ``info["subagents"]`` records written by
 :class:`~swarmgym.toolsets.swarm.SwarmToolset` (so stored trajectories can be re-scored).
 
@@ -41,6 +47,7 @@ __all__ = [
     "PARLReward",
     "PARLStagedReward",
     "Schedule",
+    "budget_facets",
     "swarm_counts",
 ]
 
@@ -112,6 +119,14 @@ def swarm_counts(trajectory: Trajectory, state: Mapping[str, Any] | None = None)
     return len(records), sum(1 for r in records if r.get("finished"))
 
 
+def budget_facets(trajectory: Trajectory) -> dict[str, float]:
+    """``critical_steps`` of the episode tree and ``over_budget`` (truncated by a step budget)."""
+    from ..toolsets.swarm_metrics import trajectory_steps
+
+    over = trajectory.status == "truncated" and "budget" in trajectory.info
+    return {"critical_steps": float(trajectory_steps(trajectory).critical), "over_budget": float(over)}
+
+
 async def _perf(perf: Judge, task: Task, trajectory: Trajectory, ctx: JudgeContext) -> JudgeResult:
     return await safe_score(perf, task, trajectory, ctx)
 
@@ -124,10 +139,12 @@ class PARLReward:
         lambda1: coefficient of ``r_parallel`` (a float or a schedule over steps).
         lambda2: coefficient of ``r_finish`` (a float or a schedule over steps).
         parallel_cap: sub-agents beyond this earn nothing more (``r_parallel = min(n, cap) / cap``).
+        over_budget_perf: ``r_perf`` of an episode truncated by its (critical-)step budget; None: the task
+            judge's score of its partial answer.
         name: facet prefix when composed with ``Weighted``.
 
     Facets: ``r_parallel``, ``r_finish``, ``r_perf``, ``lambda1``, ``lambda2``, ``subagents``,
-    ``subagents_finished``, and the task judge's facets under ``perf/``.
+    ``subagents_finished``, ``critical_steps``, ``over_budget``, and the task judge's facets under ``perf/``.
     """
 
     name = "parl"
@@ -139,11 +156,13 @@ class PARLReward:
         lambda1: Schedule | float = LinearSchedule(0.1, 0.0, steps=1000),  # noqa: B008 - immutable
         lambda2: Schedule | float = LinearSchedule(0.1, 0.0, steps=1000),  # noqa: B008
         parallel_cap: int = 10,
+        over_budget_perf: float | None = None,
         name: str | None = None,
     ) -> None:
         if parallel_cap < 1:
             raise ValueError(f"parallel_cap must be at least 1, got {parallel_cap}")
         self.perf = perf
+        self.over_budget_perf = over_budget_perf
         self.lambda1 = _schedule(lambda1)
         self.lambda2 = _schedule(lambda2)
         self.parallel_cap = int(parallel_cap)
@@ -160,15 +179,20 @@ class PARLReward:
         rp = self.r_parallel(assigned)
         rf = finished / assigned if assigned else 0.0
         l1, l2 = self.lambda1(ctx.step), self.lambda2(ctx.step)
-        reward = l1 * rp + l2 * rf + perf.reward
+        budget = budget_facets(trajectory)
+        r_perf = perf.reward
+        if budget["over_budget"] and self.over_budget_perf is not None:
+            r_perf = self.over_budget_perf
+        reward = l1 * rp + l2 * rf + r_perf
         facets = {
             "r_parallel": rp,
             "r_finish": rf,
-            "r_perf": perf.reward,
+            "r_perf": r_perf,
             "lambda1": l1,
             "lambda2": l2,
             "subagents": float(assigned),
             "subagents_finished": float(finished),
+            **budget,
         }
         facets.update({f"perf/{k}": v for k, v in perf.facets.items()})
         return JudgeResult(reward=reward, facets=facets, info={"perf": perf.info} if perf.info else {},
@@ -188,8 +212,8 @@ class PARLStagedReward:
             instead of by ``Q``; a missing facet is no success.
         name: facet prefix when composed with ``Weighted``.
 
-    Facets: ``r_parallel``, ``success``, ``quality``, ``lambda_aux``, ``epoch``, ``subagents``, and the task
-    judge's facets under ``perf/``.
+    Facets: ``r_parallel``, ``success``, ``quality``, ``lambda_aux``, ``epoch``, ``subagents``,
+    ``critical_steps``, ``over_budget``, and the task judge's facets under ``perf/``.
     """
 
     name = "parl"
@@ -237,6 +261,7 @@ class PARLStagedReward:
             "lambda_aux": lam,
             "epoch": float(epoch),
             "subagents": float(assigned),
+            **budget_facets(trajectory),
         }
         facets.update({f"perf/{k}": v for k, v in perf.facets.items()})
         return JudgeResult(reward=reward, facets=facets, info={"perf": perf.info} if perf.info else {},

@@ -15,7 +15,7 @@ from .limiter import Lease, SlotPool
 from .limits import RolloutLimits
 from .manager import RolloutManager, rollout
 from .metrics import LiveDashboard, RolloutMetrics, serve_prometheus
-from .store import MemoryStore, TrajectoryStore, read_records, read_trajectories, store_manifest
+from .store import MemoryStore, TrajectoryStore, orphan_ids, read_records, read_trajectories, store_manifest
 
 __all__ = [
     "GroupStats",
@@ -28,6 +28,7 @@ __all__ = [
     "SlotPool",
     "TrajectoryStore",
     "group_stats",
+    "orphan_ids",
     "pass_at_k",
     "read_records",
     "read_trajectories",

@@ -36,6 +36,9 @@ class RolloutLimits(BaseModel):
     """Children one episode may spawn; more is a tool error for the model."""
     max_turns_per_episode: int | None = Field(None, ge=1)
     """Caps the env's own ``max_turns`` (the episode is truncated at the cap)."""
+    max_critical_steps: int | None = Field(None, ge=1)
+    """Caps the env's ``max_critical_steps``: a critical-step budget for every episode tree of the run
+    (training or evaluation), whatever the env sets (see :class:`~swarmgym.limits.EpisodeLimits`)."""
     max_tokens_per_episode: int | None = Field(None, ge=1)
     """Completion tokens per episode (from ``Completion.usage``); past it the episode is truncated."""
     episode_timeout_s: float | None = Field(None, gt=0)

@@ -41,7 +41,7 @@ import random
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -59,7 +59,7 @@ from ..errors import (
 from ..judges.base import JudgeContext, safe_score
 from ..loop import run_episode
 from ..policies.base import Policy, PolicyContext, PolicyRouter
-from ..wire import Completion, Message, SamplingParams, Task, ToolSpec, Trajectory, new_id
+from ..wire import Completion, Message, SamplingParams, Task, ToolSpec, Trajectory, coerce_action, new_id
 from .groups import Group, group_stats
 from .limiter import Lease, SlotPool
 from .limits import RolloutLimits
@@ -354,7 +354,8 @@ class _EpState:
         if cap is not None and self.tokens >= cap:
             await self.env.aclose_episode("truncated", f"token budget of {cap} completion tokens per episode used up")
             raise _StopEpisode
-        if limits.max_staleness is not None and self.first_version is not None:
+        if (limits.max_staleness is not None and self.first_version is not None
+                and self.run.mgr._router.version_of(self.role) is None):  # pinned roles are off-policy by design
             behind = self.run.mgr.version - self.first_version
             if behind > limits.max_staleness:
                 why = f"policy version {self.first_version} is {behind} versions behind (max_staleness={limits.max_staleness})"
@@ -366,6 +367,48 @@ class _EpState:
                     self.run.metrics.counters["dropped_stale"] += 1
                     await self.env.aclose_episode("cancelled", f"dropped: {why}")
                 raise _StopEpisode
+
+    async def side_call(
+        self, role: str, messages: Any, tools: Any, sampling: Any, pctx: PolicyContext, policy: Any = None
+    ) -> Completion:
+        """A model call besides the episode's turns (a context strategy's summariser), made like a turn's:
+        it waits while paused, goes through the role's call limits, retries and version stamp, and is stored
+        as a child trajectory of this episode (``role``; trainable only if the role is)."""
+        run = self.run
+        mgr = run.mgr
+        while mgr._paused:
+            await mgr._wait_resumed()
+        if policy is None:
+            pol: Any = run.policy_for(role)
+        else:  # the strategy's own policy, wrapped like the role's would be
+            sems = tuple(s for s in (run.model_sem, run.role_sems.get(role)) if s is not None)
+            pinned = mgr._router.version_of(role)
+            pol = _ManagedPolicy(policy, sems, run, mgr.version if pinned is None else pinned)
+        c = await pol.complete(messages, tools, sampling, ctx=pctx)
+        if type(c) is not Completion:
+            c = coerce_action(c)
+        self.tokens += c.usage.completion_tokens  # the episode's token budget pays for its summaries too
+        run.metrics.counters["side_calls"] += 1
+        parent = self.traj
+        if parent is not None and run.store is not None:
+            child = Trajectory(
+                task_id=f"{parent.task_id}/{role}",
+                env_id=parent.env_id,
+                parent_id=parent.id,
+                group_id=parent.group_id,
+                sample_index=parent.sample_index,
+                role=role,
+                trainable=mgr._router.is_trainable(role),
+                messages=[*messages, c.message],
+                completions=[c],
+                tools=list(tools),
+                status="ok",
+                metrics={"turns": 1.0, "tool_calls": 0.0},
+                info={"side_call": True, "turn": pctx.turn},
+            )
+            parent.children.append(child.id)
+            run.store.append(child)
+        return c
 
     async def spawn(
         self, env: Any, task: Task | dict[str, Any] | str, role: str = "subagent", limits: Any = None, **kw: Any
@@ -615,6 +658,9 @@ class _Run:
         lim = env.limits
         if rl.max_turns_per_episode is not None and rl.max_turns_per_episode < lim.max_turns:
             update["max_turns"] = rl.max_turns_per_episode
+        cap = rl.max_critical_steps
+        if cap is not None and (lim.max_critical_steps is None or cap < lim.max_critical_steps):
+            update["max_critical_steps"] = cap
         if rl.episode_timeout_s is not None:
             update["episode_timeout_s"] = rl.episode_timeout_s
         pool = self.mgr.pool
@@ -651,7 +697,9 @@ class _Run:
         p = self.policies.get(role)
         if p is None:
             sems = tuple(s for s in (self.model_sem, self.role_sems.get(role)) if s is not None)
-            p = self.policies[role] = _ManagedPolicy(mgr._router.get(role), sems, self, mgr.version)
+            pinned = mgr._router.version_of(role)  # a frozen role keeps its pinned version
+            version = mgr.version if pinned is None else pinned
+            p = self.policies[role] = _ManagedPolicy(mgr._router.get(role), sems, self, version)
         return p
 
     # ------------------------------------------------------------------ episodes
@@ -698,6 +746,7 @@ class _Run:
                     depth=depth,
                     trajectory_id=trajectory_id,
                     before_call=st.before_call,
+                    side_call=st.side_call,
                     fork=False,
                 )
             except anyio.get_cancelled_exc_class():
@@ -1136,33 +1185,47 @@ class RolloutManager:
             raise ConfigError(f"the training step must be an int >= 0, got {step!r}")
         self.judge_step = step
 
-    def resume(self, policy: Policy | PolicyRouter | None = None, *, version: int | None = None,
-               step: int | None = None) -> None:
+    def resume(
+        self,
+        policy: Policy | PolicyRouter | None = None,
+        *,
+        version: int | None = None,
+        roles: Mapping[str, Policy] | None = None,
+        step: int | None = None,
+    ) -> None:
         """Continue after :meth:`pause`, optionally with new policy weights.
 
+        Frozen roles (``"subagent"``, ``"judge"``, ``"summarizer"`` by default) stay pinned to their policy
+        and version unless ``roles`` names them: a new ``main`` never reaches them.
+
         Args:
-            policy: the new policy (replaces role "main") or router (replaces all roles); every later
-                model call uses it, including those of episodes that started before.
-            version: the new policy version (default: current + 1 when ``policy`` is given).
+            policy: the new policy (replaces role "main") or router (replaces the trainable roles; a frozen
+                role it only pins by default keeps its current pin); every later model call of a trainable
+                role uses it, including those of episodes that started before.
+            version: the new policy version (default: current + 1 when ``policy`` or ``roles`` is given).
+            roles: roles to re-assign explicitly (a frozen role named here is re-pinned to the new version).
             step: the new training step judges see (:meth:`set_judge_step`).
         """
         if step is not None:
             self.set_judge_step(step)
-        if policy is not None:
+        if policy is not None or roles:
+            old = self._router
             if isinstance(policy, PolicyRouter):
-                self._router = policy
+                new = policy.copy()
+                for r in new.defaulted & old.frozen:  # asked for nothing about r: its pin stays
+                    if r in old.roles():
+                        new.set(r, old.get(r), version=old.version_of(r))
+                        if r in old.defaulted:
+                            new.defaulted.add(r)
             else:
-                old = self._router
-                new = PolicyRouter(
-                    roles={r: old.get(r) for r in old.roles()},
-                    frozen=old.frozen,
-                    default=old.default,
-                    strict=old.strict,
-                )
-                new.set("main", policy)
-                self._router = new
-            self._router_changed = True
+                new = old.copy()
+                if policy is not None:
+                    new.set("main", policy)
             self.version = version if version is not None else self.version + 1
+            for r, p in (roles or {}).items():
+                new.set(r, p, version=self.version)
+            self._router = new
+            self._router_changed = True
         elif version is not None:
             self.version = version
         self._paused = False

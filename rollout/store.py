@@ -16,6 +16,12 @@ with one ``write`` and ``fsync``\\s it. A crash (even ``kill -9``) can only tear
 skips them: nothing finished is lost and nothing is stored twice. A damaged line anywhere *before* the tail
 is not a crash artefact; reading raises :class:`~swarmgym.errors.StoreError` naming the line.
 
+Children are stored as soon as they end, their parent only when it ends; a run killed in between leaves
+children whose parent was never stored (the resumed run runs that parent again, with new children). On
+``resume=True`` such **orphans** are marked with one ``orphans`` record (their ids, and why), and
+:func:`read_trajectories` leaves marked orphans out unless asked (:func:`orphan_ids` finds them in a file that
+was never resumed); nothing is deleted from the append-only file.
+
 With ``.gz`` paths (or ``compress=True``) each batch is one gzip member (concatenated members are a valid
 gzip file: ``zcat`` reads it); a torn final member is cut the same way.
 """
@@ -34,7 +40,14 @@ from typing import Any
 from ..errors import StoreError
 from ..wire import Trajectory
 
-__all__ = ["TrajectoryStore", "MemoryStore", "read_records", "read_trajectories", "store_manifest"]
+__all__ = [
+    "MemoryStore",
+    "TrajectoryStore",
+    "orphan_ids",
+    "read_records",
+    "read_trajectories",
+    "store_manifest",
+]
 
 log = logging.getLogger(__name__)
 
@@ -145,14 +158,67 @@ def read_records(
             log.warning("%s: ignoring damaged last line %d (%s)", p, n, e)
 
 
-def read_trajectories(path: str | os.PathLike[str], *, top_level_only: bool = False) -> Iterator[Trajectory]:
-    """Yield the stored trajectories (children included unless ``top_level_only``)."""
+def orphan_ids(parents: dict[str, str | None]) -> set[str]:
+    """Ids of trajectories whose parent (or an ancestor's parent) is not among ``parents``.
+
+    Args:
+        parents: trajectory id -> parent id (None for a top-level trajectory), for every stored trajectory.
+    """
+    status: dict[str, bool] = {}  # id -> reaches a stored top-level trajectory
+    for tid in parents:
+        chain: list[str] = []
+        cur = tid
+        while True:
+            if cur in status:
+                ok = status[cur]
+                break
+            if cur not in parents:  # a parent that was never stored
+                ok = False
+                break
+            chain.append(cur)
+            up = parents[cur]
+            if up is None:
+                ok = True
+                break
+            if len(chain) > len(parents):  # a cycle (cannot happen in a real store): not a tree
+                ok = False
+                break
+            cur = up
+        for c in chain:
+            status[c] = ok
+    return {t for t, ok in status.items() if not ok}
+
+
+def _marked_orphans(path: Path, compressed: bool) -> set[str]:
+    """Ids listed in the file's ``orphans`` records (only those lines are decoded)."""
+    marked: set[str] = set()
+    for _n, _end, line in _scan(path, compressed):
+        if line is not None and b'"kind":"orphans"' in line[:40]:
+            try:
+                _, data = _decode(line)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                marked.update(data.get("ids", ()))
+    return marked
+
+
+def read_trajectories(
+    path: str | os.PathLike[str], *, top_level_only: bool = False, include_orphans: bool = False
+) -> Iterator[Trajectory]:
+    """Yield the stored trajectories (children included unless ``top_level_only``; children marked as
+    orphans on resume left out unless ``include_orphans``)."""
+    p = Path(path)
+    marked = set() if include_orphans or top_level_only or not p.exists() else _marked_orphans(
+        p, _is_compressed(p, None))
     for n, (kind, data) in enumerate(read_records(path), 1):
         if kind != "trajectory":
             continue
         if not isinstance(data, dict):
             raise StoreError(f"{path}: record {n} is a trajectory record without a trajectory ({type(data).__name__})")
         if not top_level_only or data.get("parent_id") is None:
+            if marked and data.get("id") in marked:
+                continue
             try:
                 yield Trajectory.model_validate(data)
             except ValueError as e:  # pydantic's ValidationError: an intact line that is not a Trajectory
@@ -207,6 +273,8 @@ class TrajectoryStore:
         """Bytes of a torn tail cut off when the store was opened with ``resume=True``."""
         self.written = 0
         """Records written by this instance."""
+        self.orphans_marked = 0
+        """Children of never-stored parents found (and marked) when the store was resumed."""
         self._done: set[tuple[str, int]] = set()
         self._buf: list[bytes] = []
         self._alock: Any = None
@@ -217,14 +285,24 @@ class TrajectoryStore:
                 "(overwrite=True replaces it)"
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        parents: dict[str, str | None] = {}
+        marked: set[str] = set()
         if exists and resume:
-            self._recover()
+            self._recover(parents, marked)
             self.resumed = True
         mode = "ab" if resume else "wb"
         self._f = open(self.path, mode)  # noqa: SIM115  (closed by close())
+        orphans = orphan_ids(parents) - marked if parents else set()
+        if orphans:
+            self.orphans_marked = len(orphans)
+            log.warning("%s: %d child trajectories belong to parents that were never stored (an interrupted run);"
+                        " marked as orphans", self.path, len(orphans))
+            record = {"ids": sorted(orphans), "reason": "parent never stored: the run was interrupted before it ended"}
+            self._buf.append(_encode("orphans", json.dumps(record, separators=(",", ":")).encode()))
+            self.flush()
 
-    def _recover(self) -> None:
-        """Verify the file, collect finished keys, and cut a torn tail off."""
+    def _recover(self, parents: dict[str, str | None], marked: set[str]) -> None:
+        """Verify the file, collect finished keys and the tree links, and cut a torn tail off."""
         valid_end = 0
         pending: tuple[int, int, bytes] | None = None
         size = self.path.stat().st_size
@@ -239,8 +317,15 @@ class TrajectoryStore:
                 raise StoreError(
                     f"{self.path}: line {n} is corrupt ({e}); the file was damaged after it was written"
                 ) from None
-            if kind == "trajectory" and data.get("parent_id") is None and data.get("status") in _FINISHED:
-                self._done.add((data.get("task_id", ""), int(data.get("sample_index", 0))))
+            if not isinstance(data, dict):  # an intact record of an unexpected shape: readers report it
+                return True
+            if kind == "trajectory":
+                parent = data.get("parent_id")
+                parents[data.get("id", "")] = parent
+                if parent is None and data.get("status") in _FINISHED:
+                    self._done.add((data.get("task_id", ""), int(data.get("sample_index", 0))))
+            elif kind == "orphans":
+                marked.update(data.get("ids", ()))
             return True
 
         for lineno, end, line in _scan(self.path, self.compressed):

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import ConfigError, ToolError
 from ..wire import Message, Task, ToolResult, ToolSpec, Trajectory
 from .base import ToolContext, Toolset, tool
-from .swarm_metrics import steps_from_records
+from .swarm_metrics import steps_from_records, turn_steps
 
 __all__ = [
     "ASSIGN_TASK_SPEC",
@@ -76,42 +76,49 @@ ASSIGN_TASK_SPEC = ToolSpec(
         "required": ["agent", "prompt"],
     },
 )
-"""The ``assign_task`` schema, verbatim from the K2.5 report."""
+"""The ``assign_task`` schema, verbatim from the K2.5 report as we transcribed it. Not re-verified: the
+whitespace before "1." and "2." (one space each here) could not be checked against the report's text."""
 
 
 class StepLimits(BaseModel):
-    """Step budgets per role. A step is one assistant turn (an environment interaction).
+    """Step budgets per role, and optionally a critical-step budget for the whole episode tree.
 
-    The sub-agent's tool invocations count against the same budget (``max_total_tool_calls``), so a
-    sub-agent that fans out five searches in one turn spends five. The orchestrator's budget counts its
-    turns only: each of its turns is one stage of the swarm, and launching many sub-agents in one turn is
-    exactly what the swarm is for (up to ``orchestrator_calls_per_turn`` calls per turn).
+    A step is one environment interaction (see :mod:`~swarmgym.toolsets.swarm_metrics`): every tool
+    invocation counts one, so a sub-agent that fans out five searches in one turn spends five, and so does
+    an orchestrator that searches five times itself; its ``assign_task`` calls cost what their sub-agents
+    spend, in the critical steps. Each role's budget is ``EpisodeLimits.max_steps``; the tree's is the
+    orchestrator's ``EpisodeLimits.max_critical_steps``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     orchestrator: int = Field(ge=1)
-    """Orchestrator turns."""
+    """The orchestrator's own steps."""
     subagent: int = Field(ge=1)
-    """Sub-agent turns and tool calls."""
+    """A sub-agent's steps."""
     orchestrator_calls_per_turn: int = Field(128, ge=1)
     """Tool calls the orchestrator may make in one turn (parallel ``assign_task`` calls)."""
+    critical: int | None = Field(None, ge=1)
+    """Critical steps of the whole episode tree (None: no tree budget)."""
 
     def for_orchestrator(self, base: Any = None) -> Any:
         """EpisodeLimits for the orchestrator (other fields from ``base``)."""
         from ..limits import EpisodeLimits
 
         b = base or EpisodeLimits()
-        return b.model_copy(
-            update={"max_turns": self.orchestrator, "max_tool_calls_per_turn": self.orchestrator_calls_per_turn}
-        )
+        return b.model_copy(update={
+            "max_turns": self.orchestrator,
+            "max_steps": self.orchestrator,
+            "max_critical_steps": self.critical,
+            "max_tool_calls_per_turn": self.orchestrator_calls_per_turn,
+        })
 
     def for_subagent(self, base: Any = None) -> Any:
         """EpisodeLimits for a sub-agent (other fields from ``base``)."""
         from ..limits import EpisodeLimits
 
         b = base or EpisodeLimits()
-        return b.model_copy(update={"max_turns": self.subagent, "max_total_tool_calls": self.subagent})
+        return b.model_copy(update={"max_turns": self.subagent, "max_steps": self.subagent})
 
 
 STEP_LIMIT_PRESETS: dict[str, StepLimits] = {
@@ -229,8 +236,8 @@ class SwarmToolset(Toolset):
         if not isinstance(st, SwarmState):
             return
         traj = getattr(ctx.env, "trajectory", None) if ctx.env is not None else None
-        main_turns = len(traj.completions) if traj is not None else 0
-        counts = steps_from_records(main_turns, st.records)
+        own = turn_steps(traj) if traj is not None else []
+        counts = steps_from_records(own, st.records)
         m = ctx.metrics
         m["critical_steps"] = float(counts.critical)
         m["total_steps"] = float(counts.total)
@@ -289,6 +296,7 @@ class SwarmToolset(Toolset):
             raise ToolError("this episode cannot launch sub-agents (no spawn); run it through run_episode")
         traj = getattr(ctx.env, "trajectory", None) if ctx.env is not None else None
         turn = len(traj.completions) if traj is not None else 0
+        limits = self._child_limits(ctx, traj, turn)
         st.launched += 1
         n = st.launched
         parent_task = ctx.task.id if ctx.task is not None else "task"
@@ -300,7 +308,7 @@ class SwarmToolset(Toolset):
         st.running += 1
         st.max_running = max(st.max_running, st.running)
         try:
-            child: Trajectory = await ctx.spawn(self.subagent_env, task, role=self.role, limits=self.child_limits)
+            child: Trajectory = await ctx.spawn(self.subagent_env, task, role=self.role, limits=limits)
         except ToolError:
             raise
         except Exception as e:  # e.g. no policy for the role: an observation, and the record says so
@@ -310,6 +318,30 @@ class SwarmToolset(Toolset):
         finally:
             st.running -= 1
         return self._absorb(ctx, st, child, turn, n, key, traj)
+
+    def _child_limits(self, ctx: ToolContext, traj: Any, turn: int) -> Any:
+        """The sub-agent's limits, its critical-step budget cut to what the parent's tree has left.
+
+        Sub-agents of one turn run in parallel, so each may use everything left after the turns before and
+        this turn's own steps of the parent; a parent without a tree budget passes its own limits on.
+        """
+        env = ctx.env
+        budget = getattr(getattr(env, "limits", None), "max_critical_steps", None)
+        ep = getattr(env, "_ep", None)
+        if budget is None or ep is None or traj is None:
+            return self.child_limits
+        from .swarm_metrics import own_steps
+
+        before = env.critical_steps_so_far(ep, before_turn=turn)
+        this_turn = own_steps(traj.completions[-1].message) if traj.completions else 1
+        left = budget - before - this_turn
+        if left < 1:
+            raise ToolError(
+                f"the episode's critical-step budget of {budget} leaves no step for a sub-agent "
+                f"({before} used before this turn, {this_turn} by this turn); answer with what you have"
+            )
+        own = self.child_limits.max_critical_steps
+        return self.child_limits.model_copy(update={"max_critical_steps": left if own is None else min(own, left)})
 
     def _absorb(
         self, ctx: ToolContext, st: SwarmState, child: Trajectory, turn: int, n: int, key: str, parent: Any

@@ -133,3 +133,59 @@ async def test_trajectory_keeps_the_full_record(strategy):
         assert [m.text for m in last_view if m.role == "tool"][:-1] == [HIDDEN_MARKER] * 3
     elif strategy == "summary":
         assert any("condensed" in m.text for m in last_view)
+
+
+async def test_summary_calls_go_through_the_rollout_manager():
+    """Pause, version stamp, call limits and store apply to the summariser's call like to any turn."""
+    import anyio
+    from swarmgym.rollout.limits import RolloutLimits
+    from swarmgym.rollout.manager import RolloutManager
+    from swarmgym.rollout.store import MemoryStore
+
+    def read(n: int) -> str:
+        """Read page n."""
+        return f"page {n}: " + "y" * 600
+
+    summaries: list[str] = []
+    paused_at_summary = anyio.Event()
+
+    async def summarizer(messages, tools, ctx):
+        summaries.append(ctx.role)
+        return "condensed"
+
+    def agent(messages, tools, ctx):
+        if not summaries and not paused_at_summary.is_set() and estimate_tokens(messages) > 120:
+            # the next view will summarise: pause now, so it comes while paused
+            mgr.pause()
+            paused_at_summary.set()
+        if ctx.turn < 4:
+            return {"role": "assistant", "content": f"turn {ctx.turn}",
+                    "tool_calls": [{"id": f"c{ctx.turn}", "name": "read", "arguments": {"n": ctx.turn}}]}
+        return "final"
+
+    sum_pol = ScriptedPolicy(summarizer)
+    env = AgentEnv([Task(id="t", prompt="read")], toolsets=[FunctionToolset([read])],
+                   context_strategy=Summary(threshold_tokens=200), limits=EpisodeLimits(max_turns=8))
+    store = MemoryStore()
+    mgr = RolloutManager(PolicyRouter(ScriptedPolicy(agent), roles={"summarizer": sum_pol},
+                                      versions={"summarizer": 3}),
+                         RolloutLimits(max_model_calls_per_role={"summarizer": 1}), store=store)
+    out: list = []
+
+    async def go() -> None:
+        out.extend(await mgr.run(env))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(go)
+        await paused_at_summary.wait()
+        await anyio.wait_all_tasks_blocked()
+        n_before = len(summaries)
+        mgr.resume()
+    assert n_before == 0 and summaries  # nothing summarised while paused; afterwards it was
+    (traj,) = out
+    assert traj.status == "ok" and traj.final_text == "final"
+    kids = [t for t in store.trajectories if t.parent_id == traj.id]
+    assert kids and all(k.role == "summarizer" and not k.trainable for k in kids)
+    assert {k.id for k in kids} <= set(traj.children)
+    assert all(k.completions[0].policy_version == 3 and k.final_text == "condensed" for k in kids)
+    assert mgr.metrics.counters["side_calls"] == len(kids) == len(summaries)

@@ -184,9 +184,9 @@ async def test_presets():
     assert STEP_LIMIT_PRESETS["widesearch"] == StepLimits(orchestrator=100, subagent=100)
     assert STEP_LIMIT_PRESETS["inhouse"] == StepLimits(orchestrator=100, subagent=50)
     sub = step_limits("inhouse").for_subagent(EpisodeLimits(tool_timeout_s=7))
-    assert (sub.max_turns, sub.max_total_tool_calls, sub.tool_timeout_s) == (50, 50, 7)
+    assert (sub.max_turns, sub.max_steps, sub.tool_timeout_s) == (50, 50, 7)
     orch = step_limits("browsecomp").for_orchestrator()
-    assert orch.max_turns == 15 and orch.max_total_tool_calls is None
+    assert orch.max_turns == 15 and orch.max_steps == 15 and orch.max_critical_steps is None
     with pytest.raises(ValueError, match="unknown step-limit preset 'browse'"):
         step_limits("browse")
 

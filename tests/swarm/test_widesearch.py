@@ -46,7 +46,8 @@ def test_corpus_and_tasks_are_wide_and_seeded():
 def test_one_shared_index():
     a, b = make_env(), make_swarm_env()
     assert a.toolsets[0].index is get_world(0).index
-    assert b.toolsets[0].subagent_env.toolsets[0].index is a.toolsets[0].index
+    assert b.toolsets[-1].subagent_env.toolsets[0].index is a.toolsets[0].index
+    assert b.toolsets[0].index is a.toolsets[0].index  # the orchestrator's own search tool too
 
 
 @pytest.mark.parametrize("env_id", ["swarmgym/WideSearch-v0", "swarmgym/WideSearch-Swarm-v0"])
@@ -70,11 +71,40 @@ async def test_oracles_solve_and_swarm_cuts_critical_steps():
         assert single.status == swarm.status == "ok"
         assert single.reward == swarm.reward == 1.0
         assert single.judge.facets["row_f1"] == swarm.judge.facets["row_f1"] == 1.0
-        assert swarm.metrics["critical_steps"] * 3 <= single.metrics["turns"]
-        assert swarm.metrics["total_steps"] >= single.metrics["turns"]  # the swarm costs more in total
-        # only the orchestrator's search results come from sub-agents: it never searched itself
-        assert {c.name for m in swarm.messages for c in m.tool_calls or ()} == {"create_subagent", "assign_task"}
+        assert swarm.metrics["critical_steps"] * 3 <= single.metrics["steps"]
+        assert swarm.metrics["total_steps"] >= single.metrics["steps"]  # the swarm costs more in total
+        # the orchestrator found the registry itself and left the entities to its sub-agents
+        names = [c.name for m in swarm.messages for c in m.tool_calls or ()]
+        assert set(names) == {"search", "open", "create_subagent", "assign_task"}
+        assert names.count("search") == names.count("open") == 1
     assert kids and all(not k.trainable and k.role == "subagent" for k in kids)
+
+
+def test_orchestrator_has_the_core_toolset_plus_the_swarm_tools():
+    from swarmgym.toolsets.swarm import ASSIGN_TASK_SPEC, CREATE_SUBAGENT_SPEC
+
+    env = make_swarm_env()
+    assert [s.name for s in env.tool_specs] == ["search", "open", "python", "create_subagent", "assign_task"]
+    specs = {s.name: s for s in env.tool_specs}
+    assert specs["create_subagent"] == CREATE_SUBAGENT_SPEC and specs["assign_task"] == ASSIGN_TASK_SPEC
+    # sub-agents keep the search tools only
+    assert [s.name for s in make_env().tool_specs] == ["search", "open"]
+
+
+async def test_orchestrator_code_tool_runs_in_the_env_sandbox_or_says_how_to_get_one():
+    from swarmgym.policies.scripted import ScriptedPolicy
+    from swarmgym.wire import ToolCall
+
+    def orch(messages, tools, ctx):
+        if ctx.turn == 0:
+            return {"role": "assistant", "content": None,
+                    "tool_calls": [ToolCall(id="p", name="python", arguments={"code": "6*7"})]}
+        return "done"
+
+    env = make_swarm_env()
+    traj = await run_episode(env, ScriptedPolicy(orch), env.tasks[0])
+    (res,) = [m for m in traj.messages if m.role == "tool"]
+    assert "needs a sandbox" in res.text and "SandboxPool" in res.text
 
 
 async def test_parl_reward_option():
