@@ -49,8 +49,19 @@ def chat_chunks(out: dict[str, Any], req: dict[str, Any]) -> list[dict[str, Any]
                 emit(i, {"content": piece})
         for k, tc in enumerate(msg.get("tool_calls") or ()):
             fn = tc["function"]
-            emit(i, {"tool_calls": [{"index": k, "id": tc["id"], "type": "function",
-                                     "function": {"name": fn["name"], "arguments": ""}}]})
+            emit(
+                i,
+                {
+                    "tool_calls": [
+                        {
+                            "index": k,
+                            "id": tc["id"],
+                            "type": "function",
+                            "function": {"name": fn["name"], "arguments": ""},
+                        }
+                    ]
+                },
+            )
             for piece in _pieces(fn["arguments"]):
                 emit(i, {"tool_calls": [{"index": k, "function": {"arguments": piece}}]})
         extra: dict[str, Any] = {}
@@ -66,7 +77,6 @@ def chat_chunks(out: dict[str, Any], req: dict[str, Any]) -> list[dict[str, Any]
 
 def _pieces(text: str, size: int = 8) -> list[str]:
     return [text[k : k + size] for k in range(0, len(text), size)] or [""]
-
 
 
 def sse_body(out: dict[str, Any], req: dict[str, Any]) -> bytes:

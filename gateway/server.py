@@ -305,13 +305,12 @@ class Gateway:
             raise _HTTPError(404, f"no route {request.method} {path}", "invalid_request_error")
         except _HTTPError as e:
             self.errors += 1
-            return web.Response(
-                status=e.status, body=error_body(e.message, e.type, e.param, e.code), headers=_JSON_CT
-            )
+            return web.Response(status=e.status, body=error_body(e.message, e.type, e.param, e.code), headers=_JSON_CT)
         except Exception as e:  # a policy bug: answer it, keep serving
             self.errors += 1
             return web.Response(
-                status=500, body=error_body(f"gateway error: {type(e).__name__}: {e}", "server_error"),
+                status=500,
+                body=error_body(f"gateway error: {type(e).__name__}: {e}", "server_error"),
                 headers=_JSON_CT,
             )
 
@@ -335,14 +334,18 @@ class Gateway:
             return ep
         if key in self._closed_keys:
             raise _HTTPError(
-                409, f"the episode of key {key[:12]}… is closed; nothing is recorded", "invalid_request_error",
+                409,
+                f"the episode of key {key[:12]}… is closed; nothing is recorded",
+                "invalid_request_error",
                 code="episode_closed",
             )
         if self.auto_open:
             self.open_episode(key=key)
             return self._episodes[key]
         raise _HTTPError(
-            401, f"unknown API key {key[:12]}…: no open episode has it", "invalid_request_error",
+            401,
+            f"unknown API key {key[:12]}…: no open episode has it",
+            "invalid_request_error",
             code="invalid_api_key",
         )
 
@@ -361,8 +364,11 @@ class Gateway:
             raise _HTTPError(400, "'model' is required (a string)", "invalid_request_error", param="model")
         if model not in self._model_set:
             raise _HTTPError(
-                404, f"The model `{model}` does not exist; this gateway serves {self.models}",
-                "invalid_request_error", param="model", code="model_not_found",
+                404,
+                f"The model `{model}` does not exist; this gateway serves {self.models}",
+                "invalid_request_error",
+                param="model",
+                code="model_not_found",
             )
         if (req.get("n") or 1) != 1:
             raise _HTTPError(400, "the gateway answers n=1 only", "invalid_request_error", param="n")
@@ -397,7 +403,9 @@ class Gateway:
             ep.last_seen = time.monotonic()
         if ep.closed:
             raise _HTTPError(
-                409, "the episode was closed while this call ran; nothing is recorded", "invalid_request_error",
+                409,
+                "the episode was closed while this call ran; nothing is recorded",
+                "invalid_request_error",
                 code="episode_closed",
             )
         t = ep.traj
@@ -441,7 +449,9 @@ def _parse_messages(raw: Any) -> list[Message]:
             out.append(Message.model_validate(d))
         except (ValueError, TypeError) as e:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise _HTTPError(400, f"messages[{i}] is invalid: {msg}", "invalid_request_error", param="messages") from None
+            raise _HTTPError(
+                400, f"messages[{i}] is invalid: {msg}", "invalid_request_error", param="messages"
+            ) from None
     return out
 
 
@@ -455,7 +465,9 @@ def _parse_tools(raw: Any) -> list[ToolSpec]:
         fn = t.get("function") if isinstance(t, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise _HTTPError(
-                400, f"tools[{i}] must be {{'type': 'function', 'function': {{'name': …}}}}", "invalid_request_error",
+                400,
+                f"tools[{i}] must be {{'type': 'function', 'function': {{'name': …}}}}",
+                "invalid_request_error",
                 param="tools",
             )
         spec: dict[str, Any] = {"name": fn["name"], "description": fn.get("description") or ""}
@@ -496,8 +508,10 @@ def _norm(m: Message) -> tuple[Any, ...]:
         (c.name, c.arguments if isinstance(c.arguments, str) else json.dumps(c.arguments, sort_keys=True))
         for c in m.tool_calls or ()
     )
-    content = m.content if isinstance(m.content, str) or m.content is None else json.dumps(
-        [p.model_dump() for p in m.content]
+    content = (
+        m.content
+        if isinstance(m.content, str) or m.content is None
+        else json.dumps([p.model_dump() for p in m.content])
     )
     return (m.role, content or "", calls, m.tool_call_id)
 
