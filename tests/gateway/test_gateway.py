@@ -254,3 +254,56 @@ async def test_idle_episodes_are_closed_and_handed_over(upstream: FakeOpenAIServ
                 )
     assert [t.info["gateway_key"] for t in done] == ["agent-1", "agent-2"]  # agent-2 closed at shutdown
     assert [len(t.completions) for t in done] == [1, 1]
+
+
+def test_cli_stores_idle_episodes_and_the_rest_at_sigterm(tmp_path: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from swarmgym.gateway.cli import READY_PREFIX
+    from swarmgym.rollout.store import read_trajectories
+
+    out = tmp_path / "gw.jsonl"
+    with start_fake_server_process() as up:
+        cmd = [
+            sys.executable,
+            "-m",
+            "swarmgym.cli",
+            "gateway",
+            "--upstream",
+            up.base_url,
+            "--port",
+            "0",
+            "--out",
+            str(out),
+            "--idle-s",
+            "2",
+        ]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+        try:
+            line = proc.stdout.readline()
+            assert line.startswith(READY_PREFIX), line + proc.stderr.read()
+            base = line[len(READY_PREFIX) :].split()[0]
+            with openai.OpenAI(base_url=base, api_key="early", max_retries=0) as c:
+                for k in ("a", "b"):
+                    c.chat.completions.create(model="fake-model", messages=[{"role": "user", "content": f"early {k}"}])
+                assert proc.stdout.readline().startswith("stored episode early")  # idle for 2 s
+                late = c.with_options(api_key="late")
+                late.chat.completions.create(model="fake-model", messages=[{"role": "user", "content": "late"}])
+                with pytest.raises(openai.ConflictError):
+                    c.chat.completions.create(model="fake-model", messages=[{"role": "user", "content": "again"}])
+            time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            rest, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, err
+    assert "stored 2 episode(s)" in rest
+    trajs = {t.info["gateway_key"]: t for t in read_trajectories(out)}
+    assert sorted(trajs) == ["early", "late"]
+    assert [c.message.content for c in trajs["early"].completions] == ["early a", "early b"]
+    assert [c.message.content for c in trajs["late"].completions] == ["late"]
