@@ -1,0 +1,177 @@
+"""Gateway overhead: the same chat call sent to the fake server directly and through ``swarmgym gateway``.
+
+Three processes, as deployed: the fake OpenAI-compatible server (a child process), the gateway (``swarmgym
+gateway`` as a child process, recording every call into trajectories and storing them at the end), and the
+load client here. The client is the best plain one: aiohttp + orjson on one shared session, the same request
+body for both arms (the gateway arm adds the episode's ``Authorization`` header).
+
+- Latency: ``--calls`` sequential calls (concurrency 1), the two arms **interleaved call by call** so both
+  see the same machine load; ``added_latency_p50_ms`` / ``added_latency_p99_ms`` are the differences of the
+  arms' percentiles (target: ≤ 0.3 ms added p50).
+- Throughput: ``-n`` calls on ``--concurrency`` workers per arm (one API key — one episode — per worker),
+  arms alternated ``--repeats`` times, best run of each kept; ``ratio_vs_direct`` = gateway calls/s ÷
+  direct calls/s (target ≥ 0.8). The gateway arm needs a third process's CPU on the same cores; on a
+  2-core machine that is most of what the ratio measures.
+
+Run: ``swarmgym bench gateway [-n 3000] [--calls 2000] [--concurrency 32] [--json FILE] [--quick]
+[--no-check]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from benchmarks._report import Bench, Target
+
+__all__ = ["TARGETS", "run", "main"]
+
+TARGETS = [
+    Target("added_latency_p50_ms", "<=", 0.3, what="added latency per proxied call through the gateway, p50, ms"),
+    Target("ratio_vs_direct", ">=", 0.8, what="calls/s through the gateway ÷ calls/s to the upstream directly"),
+]
+DESCRIBE = {
+    "added_latency_p99_ms": "added latency per proxied call, p99, ms",
+    "direct_latency_p50_ms": "direct call latency, p50, ms",
+    "gateway_latency_p50_ms": "call latency through the gateway, p50, ms",
+    "direct_calls_per_s": "direct calls/s",
+    "gateway_calls_per_s": "calls/s through the gateway",
+    "gateway_recorded_calls": "calls the gateway stored in trajectories (must equal those sent)",
+}
+QUICK = {"n": 600, "calls": 300, "concurrency": 16, "repeats": 2}
+PROMPT = "What is 17 + 25? Answer with the number only."
+
+
+def _pct(xs: list[float], q: float) -> float:
+    return statistics.quantiles(xs, n=100, method="inclusive")[q - 1] if len(xs) > 1 else xs[0]
+
+
+async def _measure(direct: str, gateway: str, n: int, calls: int, concurrency: int, repeats: int) -> dict[str, Any]:
+    import aiohttp
+    import orjson
+
+    body = orjson.dumps({"model": "fake-model", "messages": [{"role": "user", "content": PROMPT}]})
+    res: dict[str, Any] = {}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency + 1)) as session:
+
+        def caller(base: str, key: str | None) -> Callable[[], Awaitable[None]]:
+            url = base + "/chat/completions"
+            headers = {"Content-Type": "application/json"}
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+
+            async def call() -> None:
+                async with session.post(url, data=body, headers=headers) as resp:
+                    data = orjson.loads(await resp.read())
+                    if resp.status != 200 or data["choices"][0]["message"]["content"] != "42":
+                        raise RuntimeError(f"{url}: {resp.status} {str(data)[:200]}")
+
+            return call
+
+        d_call, g_call = caller(direct, None), caller(gateway, "bench-latency")
+        for _ in range(50):  # warm both connections
+            await d_call()
+            await g_call()
+        lat: dict[str, list[float]] = {"direct": [], "gateway": []}
+        for i in range(calls):  # interleaved, alternating which arm goes first
+            order = (("direct", d_call), ("gateway", g_call)) if i % 2 else (("gateway", g_call), ("direct", d_call))
+            for name, fn in order:
+                t0 = time.perf_counter()
+                await fn()
+                lat[name].append((time.perf_counter() - t0) * 1000)
+        for name, xs in lat.items():
+            res[f"{name}_latency_p50_ms"] = round(_pct(xs, 50), 4)
+            res[f"{name}_latency_p99_ms"] = round(_pct(xs, 99), 4)
+        res["added_latency_p50_ms"] = round(res["gateway_latency_p50_ms"] - res["direct_latency_p50_ms"], 4)
+        res["added_latency_p99_ms"] = round(res["gateway_latency_p99_ms"] - res["direct_latency_p99_ms"], 4)
+
+        async def drive(arm: str) -> float:
+            remaining = n
+
+            async def worker(w: int) -> None:
+                nonlocal remaining
+                fn = d_call if arm == "direct" else caller(gateway, f"bench-{w}")
+                while remaining > 0:
+                    remaining -= 1
+                    await fn()
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker(w) for w in range(concurrency)))
+            return n / (time.perf_counter() - t0)
+
+        best = {"direct": 0.0, "gateway": 0.0}
+        for r in range(repeats):
+            for arm in ("direct", "gateway") if r % 2 == 0 else ("gateway", "direct"):
+                best[arm] = max(best[arm], await drive(arm))
+        res["direct_calls_per_s"] = round(best["direct"], 1)
+        res["gateway_calls_per_s"] = round(best["gateway"], 1)
+        res["ratio_vs_direct"] = round(best["gateway"] / best["direct"], 3)
+    return res
+
+
+def run(n: int = 3000, calls: int = 2000, concurrency: int = 32, repeats: int = 3) -> dict[str, Any]:
+    """Start the fake server and the gateway as child processes, measure both arms, stop both.
+
+    Returns the figures listed in the module docstring, plus ``gateway_recorded_calls`` read back from the
+    gateway's store (each proxied call must be recorded once).
+    """
+    from swarmgym.gateway.cli import READY_PREFIX
+    from swarmgym.rollout.store import read_trajectories
+    from swarmgym.testing.process import start_fake_server_process
+
+    with tempfile.TemporaryDirectory() as tmp, start_fake_server_process(default_text="42") as up:
+        out = os.path.join(tmp, "gw.jsonl")
+        cmd = [sys.executable, "-m", "swarmgym.cli", "gateway", "--upstream", up.base_url, "--port", "0"]
+        cmd += ["--out", out, "--idle-s", "3600"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = proc.stdout.readline() if proc.stdout else ""
+            if not line.startswith(READY_PREFIX):
+                raise RuntimeError(f"gateway did not start: {line}{proc.stderr.read() if proc.stderr else ''}")
+            base = line[len(READY_PREFIX) :].split()[0]
+            res = asyncio.run(_measure(up.base_url, base, n, calls, concurrency, repeats))
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        res["gateway_recorded_calls"] = sum(len(t.completions) for t in read_trajectories(out))
+    res["gateway_sent_calls"] = 50 + calls + n * repeats
+    res.update({"n": n, "calls": calls, "concurrency": concurrency, "repeats": repeats})
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: the contract of ``benchmarks/_report.py`` (table, JSON, exit code)."""
+    bench = Bench("gateway", __doc__, TARGETS, DESCRIBE)
+    p = bench.parser
+    p.add_argument("-n", type=int, default=3000, help="calls per throughput arm and repeat (default 3000)")
+    p.add_argument("--calls", type=int, default=2000, help="sequential calls per latency arm (default 2000)")
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=3)
+    a = bench.parse_args(argv)
+    kw = dict(QUICK) if a.quick else {"n": a.n, "calls": a.calls, "concurrency": a.concurrency, "repeats": a.repeats}
+
+    def measure(res: dict[str, Any]) -> None:
+        with bench.arm("direct and gateway"):
+            res.update(run(**kw))
+            if res["gateway_recorded_calls"] != res["gateway_sent_calls"]:
+                raise RuntimeError(
+                    f"the gateway recorded {res['gateway_recorded_calls']} calls of {res['gateway_sent_calls']} sent"
+                )
+
+    title = f"gateway overhead (latency: {kw['calls']} interleaved calls; throughput: N={kw['n']} ×{kw['concurrency']})"
+    return bench.run(measure, title=title)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
