@@ -44,17 +44,33 @@ DESCRIBE = {
     "gateway_latency_p50_ms": "call latency through the gateway, p50, ms",
     "direct_calls_per_s": "direct calls/s",
     "gateway_calls_per_s": "calls/s through the gateway",
+    "gateway_cpu_ms_per_call": "the gateway process's CPU per proxied call (throughput arm), ms",
+    "upstream_cpu_ms_per_call": "the fake server's CPU per call (direct arm), ms",
     "gateway_recorded_calls": "calls the gateway stored in trajectories (must equal those sent)",
 }
 QUICK = {"n": 600, "calls": 300, "concurrency": 16, "repeats": 2}
 PROMPT = "What is 17 + 25? Answer with the number only."
 
 
+def _cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; None elsewhere)."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _pct(xs: list[float], q: float) -> float:
     return statistics.quantiles(xs, n=100, method="inclusive")[q - 1] if len(xs) > 1 else xs[0]
 
 
-async def _measure(direct: str, gateway: str, n: int, calls: int, concurrency: int, repeats: int) -> dict[str, Any]:
+async def _measure(
+    direct: str, gateway: str, n: int, calls: int, concurrency: int, repeats: int, pids: dict[str, int | None]
+) -> dict[str, Any]:
     import aiohttp
     import orjson
 
@@ -108,12 +124,23 @@ async def _measure(direct: str, gateway: str, n: int, calls: int, concurrency: i
             return n / (time.perf_counter() - t0)
 
         best = {"direct": 0.0, "gateway": 0.0}
+        cpu: dict[str, float] = {}
         for r in range(repeats):
             for arm in ("direct", "gateway") if r % 2 == 0 else ("gateway", "direct"):
+                before = {k: _cpu_s(pid) for k, pid in pids.items()}
                 best[arm] = max(best[arm], await drive(arm))
+                for k, pid in pids.items():
+                    after, b = _cpu_s(pid), before[k]
+                    if after is not None and b is not None:
+                        cpu[f"{k} in {arm}"] = cpu.get(f"{k} in {arm}", 0.0) + after - b
         res["direct_calls_per_s"] = round(best["direct"], 1)
         res["gateway_calls_per_s"] = round(best["gateway"], 1)
         res["ratio_vs_direct"] = round(best["gateway"] / best["direct"], 3)
+        # CPU per call of each server process: what the gateway costs, robust to a busy machine's scheduling.
+        if "gateway in gateway" in cpu:
+            res["gateway_cpu_ms_per_call"] = round(1000 * cpu["gateway in gateway"] / (n * repeats), 4)
+        if "upstream in direct" in cpu:
+            res["upstream_cpu_ms_per_call"] = round(1000 * cpu["upstream in direct"] / (n * repeats), 4)
     return res
 
 
@@ -137,7 +164,8 @@ def run(n: int = 3000, calls: int = 2000, concurrency: int = 32, repeats: int = 
             if not line.startswith(READY_PREFIX):
                 raise RuntimeError(f"gateway did not start: {line}{proc.stderr.read() if proc.stderr else ''}")
             base = line[len(READY_PREFIX) :].split()[0]
-            res = asyncio.run(_measure(up.base_url, base, n, calls, concurrency, repeats))
+            pids = {"gateway": proc.pid, "upstream": up.pid}
+            res = asyncio.run(_measure(up.base_url, base, n, calls, concurrency, repeats, pids))
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=120)
         finally:
