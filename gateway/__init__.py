@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .server import Episode, Gateway
+    from .server import Episode, Gateway, split_segments
 
-__all__ = ["Gateway", "Episode"]
+__all__ = ["Gateway", "Episode", "split_segments"]
 
 
 def __getattr__(name: str) -> Any:

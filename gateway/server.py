@@ -42,7 +42,7 @@ from ._openai import SSE_HEADERS, error_body, sse_body
 if TYPE_CHECKING:
     from aiohttp import web
 
-__all__ = ["Gateway", "Episode"]
+__all__ = ["Gateway", "Episode", "split_segments"]
 
 _JSON_CT = {"Content-Type": "application/json"}
 _MESSAGE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name", "reasoning_content")
@@ -378,7 +378,9 @@ class Gateway:
         norm = [_norm(m) for m in messages]
         if ep.expected is not None and norm[: len(ep.expected)] != ep.expected:
             # The agent rewrote its own history: a new segment with fresh policy state (see module doc).
-            ep.traj.info["segments"].append(len(ep.traj.completions))
+            info = ep.traj.info
+            info["segments"].append(len(ep.traj.completions))
+            info.setdefault("segment_messages", []).append([m.to_openai() for m in ep.traj.messages])
             ep.state = {}
         ctx = PolicyContext(
             task=ep.task, role=ep.traj.role, episode_id=ep.traj.id, state=ep.state, turn=len(ep.traj.completions)
@@ -422,6 +424,34 @@ class Gateway:
             await resp.write_eof()
             return resp
         return web.Response(body=json_dumps(out), headers=_JSON_CT)
+
+
+def split_segments(traj: Trajectory) -> list[Trajectory]:
+    """One trajectory per history segment of a gateway trajectory (see the module docstring).
+
+    Each part keeps the completions of one segment, its final conversation, and ``info["segment"]`` /
+    ``info["source_trajectory"]``; token-exact parts then export on their own (TRL needs one chained
+    sequence per row). A trajectory without rewrites comes back as ``[traj]``.
+    """
+    starts = traj.info.get("segments") or [0]
+    if len(starts) < 2:
+        return [traj]
+    ends = [*starts[1:], len(traj.completions)]
+    convs = [*traj.info.get("segment_messages", []), None]
+    base = {k: v for k, v in traj.info.items() if k not in ("segments", "segment_messages", "history_rewritten")}
+    out = []
+    for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
+        msgs = traj.messages if convs[k] is None else [Message.model_validate(m) for m in convs[k]]
+        part = traj.model_copy(
+            update={
+                "id": f"{traj.id}-s{k}",
+                "completions": traj.completions[a:b],
+                "messages": msgs,
+                "info": {**base, "segment": k, "source_trajectory": traj.id},
+            }
+        )
+        out.append(part)
+    return out
 
 
 # -- request parsing -------------------------------------------------------------------------------

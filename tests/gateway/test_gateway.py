@@ -12,11 +12,14 @@ import aiohttp
 import anyio
 import openai
 import pytest
-from swarmgym.gateway import Gateway
+from swarmgym.errors import TokenDriftError
+from swarmgym.gateway import Gateway, split_segments
 from swarmgym.policies import OpenAIPolicy
 from swarmgym.testing import FakeOpenAIServer, Reply, start_fake_server_process
 from swarmgym.testing import toy_tokenizer as tok
 from swarmgym.testing.toy_tokenizer import ToyChatTokenizer
+from swarmgym.training.export_trl import to_trl_rollout
+from swarmgym.training.samples import trajectory_samples
 
 pytestmark = pytest.mark.anyio
 
@@ -234,6 +237,17 @@ async def test_token_mode_extends_ids_and_splits_on_history_rewrite(upstream: Fa
     assert traj.info["segments"] == [0, 2] and traj.info["history_rewritten"] is True
     assert c3.prompt_ids == tok.encode(tok.render_chat(m))
     assert c3.prompt_ids[: len(c2.prompt_ids)] != c2.prompt_ids
+    # The trainer's own exporters: the whole trajectory does not chain (TRL refuses it); its segments do.
+    with pytest.raises(TokenDriftError):
+        to_trl_rollout([traj])
+    assert [len(s.turn_spans) for s in trajectory_samples(traj, on_drift="split")] == [2, 1]
+    parts = split_segments(traj)
+    assert [len(p.completions) for p in parts] == [2, 1] and parts[1].messages == traj.messages
+    assert [x.role for x in parts[0].messages] == ["system", "user", "assistant", "user", "assistant"]
+    rows = to_trl_rollout(parts)
+    assert rows["prompt_ids"][0] == c1.prompt_ids and rows["prompt_ids"][1] == c3.prompt_ids
+    assert sum(rows["env_mask"][0]) == len(c1.completion_ids) + len(c2.completion_ids)
+    assert split_segments(parts[0]) == [parts[0]]
 
 
 async def test_idle_episodes_are_closed_and_handed_over(upstream: FakeOpenAIServer) -> None:
