@@ -8,6 +8,10 @@ body for both arms (the gateway arm adds the episode's ``Authorization`` header)
 - Latency: ``--calls`` sequential calls (concurrency 1), the two arms **interleaved call by call** so both
   see the same machine load; ``added_latency_p50_ms`` / ``added_latency_p99_ms`` are the differences of the
   arms' percentiles (target: ≤ 0.3 ms added p50).
+- Baseline hop: a bare aiohttp forwarding proxy (a third child process: read the body, post it to the
+  upstream with a ``ClientSession``, return the bytes — no parsing, no recording) runs as a third arm, so
+  the figures show what any Python HTTP hop costs here and what the gateway adds on top
+  (``proxy_added_latency_p50_ms``, ``ratio_vs_bare_proxy``, CPU per call of each process).
 - Throughput: ``-n`` calls on ``--concurrency`` workers per arm (one API key — one episode — per worker),
   arms alternated ``--repeats`` times, best run of each kept; ``ratio_vs_direct`` = gateway calls/s ÷
   direct calls/s (target ≥ 0.8). The gateway arm needs a third process's CPU on the same cores; on a
@@ -39,6 +43,9 @@ TARGETS = [
     Target("ratio_vs_direct", ">=", 0.8, what="calls/s through the gateway ÷ calls/s to the upstream directly"),
 ]
 DESCRIBE = {
+    "proxy_added_latency_p50_ms": "added latency of a bare aiohttp forwarding proxy (no recording), p50, ms",
+    "ratio_vs_bare_proxy": "calls/s through the gateway ÷ through the bare aiohttp proxy",
+    "proxy_cpu_ms_per_call": "the bare proxy process's CPU per call, ms",
     "added_latency_p99_ms": "added latency per proxied call, p99, ms",
     "direct_latency_p50_ms": "direct call latency, p50, ms",
     "gateway_latency_p50_ms": "call latency through the gateway, p50, ms",
@@ -69,20 +76,20 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 async def _measure(
-    direct: str, gateway: str, n: int, calls: int, concurrency: int, repeats: int, pids: dict[str, int | None]
+    urls: dict[str, str], n: int, calls: int, concurrency: int, repeats: int, pids: dict[str, int | None]
 ) -> dict[str, Any]:
+    """``urls``: arm name -> base URL ("direct", "proxy", "gateway"); ``pids``: process name -> pid."""
     import aiohttp
     import orjson
 
     body = orjson.dumps({"model": "fake-model", "messages": [{"role": "user", "content": PROMPT}]})
     res: dict[str, Any] = {}
+    arms = list(urls)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency + 1)) as session:
 
         def caller(base: str, key: str | None) -> Callable[[], Awaitable[None]]:
             url = base + "/chat/completions"
-            headers = {"Content-Type": "application/json"}
-            if key:
-                headers["Authorization"] = f"Bearer {key}"
+            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
 
             async def call() -> None:
                 async with session.post(url, data=body, headers=headers) as resp:
@@ -92,29 +99,33 @@ async def _measure(
 
             return call
 
-        d_call, g_call = caller(direct, None), caller(gateway, "bench-latency")
-        for _ in range(50):  # warm both connections
-            await d_call()
-            await g_call()
-        lat: dict[str, list[float]] = {"direct": [], "gateway": []}
-        for i in range(calls):  # interleaved, alternating which arm goes first
-            order = (("direct", d_call), ("gateway", g_call)) if i % 2 else (("gateway", g_call), ("direct", d_call))
-            for name, fn in order:
-                t0 = time.perf_counter()
+        fns = {arm: caller(urls[arm], "bench-latency") for arm in arms}
+        for _ in range(50):  # warm every connection
+            for fn in fns.values():
                 await fn()
-                lat[name].append((time.perf_counter() - t0) * 1000)
-        for name, xs in lat.items():
-            res[f"{name}_latency_p50_ms"] = round(_pct(xs, 50), 4)
-            res[f"{name}_latency_p99_ms"] = round(_pct(xs, 99), 4)
-        res["added_latency_p50_ms"] = round(res["gateway_latency_p50_ms"] - res["direct_latency_p50_ms"], 4)
-        res["added_latency_p99_ms"] = round(res["gateway_latency_p99_ms"] - res["direct_latency_p99_ms"], 4)
+        lat: dict[str, list[float]] = {arm: [] for arm in arms}
+        for i in range(calls):  # interleaved call by call, rotating which arm goes first
+            k = i % len(arms)
+            for arm in arms[k:] + arms[:k]:
+                t0 = time.perf_counter()
+                await fns[arm]()
+                lat[arm].append((time.perf_counter() - t0) * 1000)
+        for arm, xs in lat.items():
+            res[f"{arm}_latency_p50_ms"] = round(_pct(xs, 50), 4)
+            res[f"{arm}_latency_p99_ms"] = round(_pct(xs, 99), 4)
+        for arm, label in (("gateway", "added"), ("proxy", "proxy_added")):
+            if arm in lat:
+                for q in ("p50", "p99"):
+                    res[f"{label}_latency_{q}_ms"] = round(
+                        res[f"{arm}_latency_{q}_ms"] - res[f"direct_latency_{q}_ms"], 4
+                    )
 
         async def drive(arm: str) -> float:
             remaining = n
 
             async def worker(w: int) -> None:
                 nonlocal remaining
-                fn = d_call if arm == "direct" else caller(gateway, f"bench-{w}")
+                fn = caller(urls[arm], f"bench-{w}")  # one API key (one gateway episode) per worker
                 while remaining > 0:
                     remaining -= 1
                     await fn()
@@ -123,25 +134,62 @@ async def _measure(
             await asyncio.gather(*(worker(w) for w in range(concurrency)))
             return n / (time.perf_counter() - t0)
 
-        best = {"direct": 0.0, "gateway": 0.0}
+        best = {arm: 0.0 for arm in arms}
         cpu: dict[str, float] = {}
         for r in range(repeats):
-            for arm in ("direct", "gateway") if r % 2 == 0 else ("gateway", "direct"):
-                before = {k: _cpu_s(pid) for k, pid in pids.items()}
+            k = r % len(arms)
+            for arm in arms[k:] + arms[:k]:
+                before = {name: _cpu_s(pid) for name, pid in pids.items()}
                 best[arm] = max(best[arm], await drive(arm))
-                for k, pid in pids.items():
-                    after, b = _cpu_s(pid), before[k]
-                    if after is not None and b is not None:
-                        cpu[f"{k} in {arm}"] = cpu.get(f"{k} in {arm}", 0.0) + after - b
-        res["direct_calls_per_s"] = round(best["direct"], 1)
-        res["gateway_calls_per_s"] = round(best["gateway"], 1)
+                for name, pid in pids.items():
+                    after, b0 = _cpu_s(pid), before[name]
+                    if after is not None and b0 is not None:
+                        cpu[f"{name} in {arm}"] = cpu.get(f"{name} in {arm}", 0.0) + after - b0
+        for arm in arms:
+            res[f"{arm}_calls_per_s"] = round(best[arm], 1)
         res["ratio_vs_direct"] = round(best["gateway"] / best["direct"], 3)
-        # CPU per call of each server process: what the gateway costs, robust to a busy machine's scheduling.
-        if "gateway in gateway" in cpu:
-            res["gateway_cpu_ms_per_call"] = round(1000 * cpu["gateway in gateway"] / (n * repeats), 4)
-        if "upstream in direct" in cpu:
-            res["upstream_cpu_ms_per_call"] = round(1000 * cpu["upstream in direct"] / (n * repeats), 4)
+        if "proxy" in best:
+            res["proxy_ratio_vs_direct"] = round(best["proxy"] / best["direct"], 3)
+            res["ratio_vs_bare_proxy"] = round(best["gateway"] / best["proxy"], 3)
+        # CPU per call of each server process: what a hop costs, robust to a busy machine's scheduling.
+        for name, arm in (("gateway", "gateway"), ("proxy", "proxy"), ("upstream", "direct")):
+            if f"{name} in {arm}" in cpu:
+                res[f"{name}_cpu_ms_per_call"] = round(1000 * cpu[f"{name} in {arm}"] / (n * repeats), 4)
     return res
+
+
+_CHILD = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from benchmarks.gateway import _bare_proxy; _bare_proxy(sys.argv[2])"
+)
+
+
+def _bare_proxy(upstream: str) -> None:
+    """The baseline hop: a plain aiohttp server forwarding each body to the upstream with a ClientSession and
+    returning the answer's bytes (no parsing, no recording). Prints its base URL, serves until stdin closes."""
+    import aiohttp
+    from aiohttp import web
+
+    async def serve() -> None:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+        url = upstream + "/chat/completions"
+        headers = {"Content-Type": "application/json"}
+
+        async def handle(request: web.BaseRequest) -> web.Response:
+            async with session.post(url, data=await request.read(), headers=headers) as r:
+                return web.Response(status=r.status, body=await r.read(), headers=headers)
+
+        runner = web.ServerRunner(web.Server(handle, access_log=None), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        print(f"http://127.0.0.1:{port}/v1", flush=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sys.stdin.read)  # the parent closed our stdin (or died)
+        await runner.cleanup()
+        await session.close()
+
+    asyncio.run(serve())
 
 
 def run(n: int = 3000, calls: int = 2000, concurrency: int = 32, repeats: int = 3) -> dict[str, Any]:
@@ -164,8 +212,33 @@ def run(n: int = 3000, calls: int = 2000, concurrency: int = 32, repeats: int = 
             if not line.startswith(READY_PREFIX):
                 raise RuntimeError(f"gateway did not start: {line}{proc.stderr.read() if proc.stderr else ''}")
             base = line[len(READY_PREFIX) :].split()[0]
-            pids = {"gateway": proc.pid, "upstream": up.pid}
-            res = asyncio.run(_measure(up.base_url, base, n, calls, concurrency, repeats, pids))
+            bare = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    _CHILD,
+                    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                    up.base_url,
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                proxy = bare.stdout.readline().strip() if bare.stdout else ""
+                if not proxy.startswith("http://"):
+                    raise RuntimeError("the bare proxy did not start")
+                urls = {"direct": up.base_url, "proxy": proxy, "gateway": base}
+                pids = {"gateway": proc.pid, "proxy": bare.pid, "upstream": up.pid}
+                res = asyncio.run(_measure(urls, n, calls, concurrency, repeats, pids))
+            finally:
+                if bare.stdin:
+                    bare.stdin.close()
+                try:
+                    bare.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    bare.kill()
+                    bare.wait()
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=120)
         finally:
