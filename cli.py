@@ -1,6 +1,6 @@
 """The ``swarmgym`` command.
 
-Subcommands: ``envs``, ``run``, ``show``, ``fake-server``, ``bench``, ``sandbox {build,ls,gc}``. Errors are
+Subcommands: ``envs``, ``run``, ``show``, ``fake-server``, ``gateway``, ``bench``, ``sandbox {build,ls,gc}``. Errors are
 one clear line (exit 2 for errors a user can fix, 1 otherwise) unless ``--debug`` shows the traceback.
 Heavy modules load inside each subcommand, so ``swarmgym --help`` is instant.
 """
@@ -290,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--fail-status", type=int, default=500, help="status of failed requests (0 = drop)")
     f.add_argument("--seed", type=int, default=0)
 
+    g = sub.add_parser("gateway", help="serve an OpenAI-compatible gateway that records each API key's calls")
+    from .gateway.cli import add_arguments as add_gateway_arguments
+
+    add_gateway_arguments(g)
+
     b = sub.add_parser("bench", help="run a benchmark (overhead, sandbox, judges, rollout, swarm, tito, hf)")
     b.add_argument("name", nargs="?", default=None, help="the benchmark (omit to list them)")
 
@@ -340,6 +345,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_sandbox(args)
         if args.command == "fake-server":
             return cmd_fake_server(args)
+        if args.command == "gateway":
+            from .gateway.cli import run as run_gateway
+
+            return run_gateway(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

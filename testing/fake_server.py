@@ -11,7 +11,9 @@ or as a separate process (``python -m swarmgym.testing.fake_server --port 8000``
 Python with :func:`swarmgym.testing.start_fake_server_process`, which waits until it is ready).
 
 Endpoints: ``/v1/chat/completions``, ``/v1/completions`` (prompt as text or token ids), ``/v1/models``,
-``/tokenize``, ``/detokenize``, ``/health``, and SGLang's ``/generate`` (``text`` or ``input_ids``). Token ids
+``/tokenize``, ``/detokenize``, ``/health``, and SGLang's ``/generate`` (``text`` or ``input_ids``). Chat
+completions stream (``stream: true``) as the OpenAI API does: SSE chunks, tool-call deltas, the usage chunk
+when ``stream_options.include_usage``, then ``data: [DONE]``. Token ids
 and logprobs come back in vLLM 0.33's / SGLang's shapes when asked for (``return_token_ids``, ``logprobs``,
 ``return_logprob``), using the deterministic byte-level toy tokenizer of
 :mod:`swarmgym.testing.toy_tokenizer`. A wrong model name gets vLLM's 404.
@@ -42,6 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from ..policies._http import json_dumps, json_loads
+from ..gateway._openai import SSE_HEADERS, sse_body
 from . import toy_tokenizer as tok
 
 if TYPE_CHECKING:
@@ -425,8 +428,6 @@ class FakeOpenAIServer:
         return _Gen(text, ids, finish, stop_reason, truncated)
 
     async def _chat(self, request: web.BaseRequest, req: dict[str, Any]) -> Any:
-        if req.get("stream"):
-            return _error(400, "the fake server does not stream; send stream=false", "BadRequestError")
         messages = req.get("messages")
         if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
             return _error(400, "'messages' must be a non-empty list of message objects", "BadRequestError")
@@ -486,6 +487,8 @@ class FakeOpenAIServer:
         }
         if want_ids:
             out["prompt_token_ids"] = prompt_ids
+        if req.get("stream"):
+            return await _stream_chat(request, out, req)
         return out
 
     async def _completions(self, request: web.BaseRequest, req: dict[str, Any]) -> Any:
@@ -658,6 +661,16 @@ def _error(status: int, message: str, type_: str, param: str | None = None) -> w
 
     body = {"error": {"message": message, "type": type_, "param": param, "code": status}}
     return web.Response(status=status, body=json_dumps(body), headers=_JSON_CT)
+
+
+async def _stream_chat(request: web.BaseRequest, out: dict[str, Any], req: dict[str, Any]) -> web.StreamResponse:
+    from aiohttp import web
+
+    resp = web.StreamResponse(status=200, headers=SSE_HEADERS)
+    await resp.prepare(request)
+    await resp.write(sse_body(out, req))
+    await resp.write_eof()
+    return resp
 
 
 def _drop(request: web.BaseRequest) -> web.Response:

@@ -252,7 +252,7 @@ async def test_bad_requests(http: aiohttp.ClientSession) -> None:
             assert r.status == 400
         status, _ = await post(http, srv.base_url + "/chat/completions", {"messages": []})
         assert status == 400
-        status, _ = await post(http, srv.base_url + "/chat/completions", {"messages": USER, "stream": True})
+        status, _ = await post(http, srv.base_url + "/completions", {"prompt": "x", "stream": True})
         assert status == 400
         status, _ = await post(http, srv.base_url + "/nowhere", {})
         assert status == 404
