@@ -21,22 +21,36 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import json
 import math
+import queue
+import sys
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SwarmgymError
 from ..wire import ContentPart, ImagePart, TextPart, ToolCall, ToolResult, ToolSpec
 from .base import ToolContext
 
-__all__ = ["MCPToolset"]
+__all__ = ["MCPToolset", "MCPServerError"]
+
+
+class MCPServerError(SwarmgymError):
+    """An MCP server could not be started or connected to (raised by discovery and episode setup)."""
+
+
+def _why(e: BaseException) -> str:
+    """The leaf exceptions of ``e`` (anyio wraps them in exception groups) as one line."""
+    if isinstance(e, BaseExceptionGroup):
+        return "; ".join(_why(x) for x in e.exceptions)
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
 def _import_mcp() -> Any:
@@ -50,8 +64,9 @@ def _import_mcp() -> Any:
 class _Connection:
     """One client session to one server, owned by a task of the toolset's portal thread."""
 
-    def __init__(self, owner: MCPToolset) -> None:
-        self._owner = owner
+    def __init__(self, transport: Callable[[], Any], connect_timeout_s: float) -> None:
+        self._transport = transport
+        self._connect_timeout_s = connect_timeout_s
         self.session: Any = None
         self.tools: list[Any] = []
         self.dead: str | None = None
@@ -62,15 +77,14 @@ class _Connection:
     async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         """Open transport and session, report ready, hold them until :meth:`stop`, then close them."""
         mcp = _import_mcp()
-        o = self._owner
         self._stop = anyio.Event()
         started = False
         try:
             # one scope around the whole connection (a narrower one around the context entries would break
             # the nesting of the client's task groups): its deadline bounds the start, then is lifted
-            with anyio.CancelScope(deadline=anyio.current_time() + o.connect_timeout_s) as scope:
+            with anyio.CancelScope(deadline=anyio.current_time() + self._connect_timeout_s) as scope:
                 async with contextlib.AsyncExitStack() as stack:
-                    streams = await stack.enter_async_context(o._transport())
+                    streams = await stack.enter_async_context(self._transport())
                     # v1's streamable HTTP client yields a third item (a session-id getter)
                     session = await stack.enter_async_context(mcp.ClientSession(streams[0], streams[1]))
                     await session.initialize()
@@ -81,9 +95,9 @@ class _Connection:
                     task_status.started()
                     await self._stop.wait()
             if not started:
-                raise TimeoutError(f"MCP server did not start within {o.connect_timeout_s:g} s")
+                raise TimeoutError(f"MCP server did not start within {self._connect_timeout_s:g} s")
         except Exception as e:
-            self.dead = f"{type(e).__name__}: {e}"
+            self.dead = _why(e)
             if not started:
                 raise
         finally:
@@ -164,37 +178,23 @@ class MCPToolset:
         self._specs: list[ToolSpec] | None = None
         self._lock = threading.Lock()
         # state shared with the finalizer (which must not reference self)
-        self._res: dict[str, Any] = {"portal": None, "portal_cm": None, "conns": set()}
+        self._res: dict[str, Any] = {"portal": None, "conns": set()}
         self._shared: _Connection | None = None
         self._finalizer = weakref.finalize(self, _shutdown, self._res)
 
     # ------------------------------------------------------------------ transport and portal
 
-    def _transport(self) -> Any:
-        """The MCP client transport's async context manager (called in the portal thread)."""
-        if self.command is not None:
-            import sys
+    def _transport(self) -> Callable[[], Any]:
+        """A factory of the MCP client transport's async context manager (called in the portal thread)."""
+        return functools.partial(_open_transport, self.command, self.url, self.env, self.cwd, self.headers, self.errlog)
 
-            from mcp.client.stdio import StdioServerParameters, stdio_client
-
-            params = StdioServerParameters(command=self.command[0], args=self.command[1:], env=self.env or None, cwd=self.cwd)
-            return stdio_client(params, errlog=self.errlog if self.errlog is not None else sys.stderr)
-        try:  # mcp >= 1.25 / 2.x
-            from mcp.client.streamable_http import streamable_http_client as http_client
-        except ImportError:  # older 1.x
-            from mcp.client.streamable_http import streamablehttp_client as http_client
-        if self.headers:
-            import httpx
-
-            return http_client(self.url, http_client=httpx.AsyncClient(headers=self.headers))
-        return http_client(self.url)
+    def _describe(self) -> str:
+        return repr(self.url) if self.url is not None else repr(" ".join(self.command or []))
 
     def _portal(self) -> Any:
         with self._lock:
             if self._res["portal"] is None:
-                cm = anyio.from_thread.start_blocking_portal()
-                self._res["portal"] = cm.__enter__()
-                self._res["portal_cm"] = cm
+                self._res["portal"], self._res["thread"] = _start_portal()
             return self._res["portal"]
 
     async def _wait(self, fut: concurrent.futures.Future[Any]) -> Any:
@@ -212,7 +212,7 @@ class MCPToolset:
     async def _open(self) -> _Connection:
         """Start a server (stdio) or session (HTTP) in the portal thread; raises when it cannot."""
         portal = self._portal()
-        conn = _Connection(self)
+        conn = _Connection(self._transport(), self.connect_timeout_s)
         fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
         def start() -> None:  # in a worker thread: portal.start_task blocks until the session is up
@@ -226,10 +226,12 @@ class MCPToolset:
         self._res["conns"].add(conn)
         try:
             await self._wait(fut)
-        except BaseException:
+        except BaseException as e:
             self._res["conns"].discard(conn)
             # the connect may still finish after we gave up: stop it then
             fut.add_done_callback(lambda _f: self._close_sync(conn))
+            if isinstance(e, Exception):
+                raise MCPServerError(f"MCP server {self._describe()} could not be started: {_why(e)}") from e
             raise
         if self._specs is None:
             self._specs = self._to_specs(conn.tools)
@@ -343,7 +345,7 @@ class MCPToolset:
             if conn is None:
                 conn = await self._shared_conn() if self.scope == "env" else None
         except Exception as e:
-            return _err(call, f"MCP server for tool '{call.name}' could not be started: {type(e).__name__}: {e}")
+            return _err(call, str(e) if isinstance(e, MCPServerError) else f"MCP server could not be started: {_why(e)}")
         if conn is None:
             return _err(call, f"MCP tool '{call.name}' called outside an episode (no setup ran)")
         if conn.dead is not None:
@@ -357,11 +359,11 @@ class MCPToolset:
         except Exception as e:
             # the transport failed mid-call (server crashed or unreachable): this connection is unusable
             if conn.dead is None:
-                conn.dead = f"{type(e).__name__}: {e}"
+                conn.dead = _why(e)
             await self._close(conn)
             return _err(
                 call,
-                f"MCP server failed during tool '{call.name}' ({type(e).__name__}: {e}); "
+                f"MCP server failed during tool '{call.name}' ({_why(e)}); "
                 + ("it restarts next episode" if self.scope == "episode" else "it restarts on the next call"),
             )
         return _to_result(call, res)
@@ -382,10 +384,60 @@ class MCPToolset:
         self.close()
 
 
+def _open_transport(
+    command: list[str] | None,
+    url: str | None,
+    env: dict[str, str],
+    cwd: str | None,
+    headers: dict[str, str],
+    errlog: Any,
+) -> Any:
+    if command is not None:
+        from mcp.client.stdio import StdioServerParameters, stdio_client
+
+        params = StdioServerParameters(command=command[0], args=command[1:], env=env or None, cwd=cwd)
+        return stdio_client(params, errlog=errlog if errlog is not None else sys.stderr)
+    try:  # mcp >= 1.25 / 2.x
+        from mcp.client.streamable_http import streamable_http_client as http_client
+    except ImportError:  # older 1.x
+        from mcp.client.streamable_http import streamablehttp_client as http_client
+    if headers:
+        try:
+            import httpx2 as httpx  # the HTTP client mcp 2.x uses
+        except ImportError:
+            import httpx
+        return http_client(url, http_client=httpx.AsyncClient(headers=headers))
+    return http_client(url)
+
+
+def _start_portal() -> Any:
+    """An event loop in a daemon thread (a pool thread, as ``start_blocking_portal`` uses, would be joined
+    before atexit handlers run: a toolset never closed would hang interpreter exit)."""
+    got: queue.Queue[Any] = queue.Queue()
+
+    async def main() -> None:
+        async with anyio.from_thread.BlockingPortal() as portal:
+            got.put(portal)
+            await portal.sleep_until_stopped()
+
+    def run() -> None:
+        try:
+            anyio.run(main)
+        except BaseException as e:  # noqa: BLE001 - reported to the starter
+            got.put(e)
+
+    thread = threading.Thread(target=run, daemon=True, name="swarmgym-mcp")
+    thread.start()
+    portal = got.get()
+    if isinstance(portal, BaseException):
+        raise portal
+    return portal, thread
+
+
 def _shutdown(res: dict[str, Any]) -> None:
-    """Stop all connections, then the portal (leaving its context waits for the connection tasks)."""
-    portal, cm = res["portal"], res["portal_cm"]
-    res["portal"] = res["portal_cm"] = None
+    """Stop all connections (each stops its server), then the portal's loop."""
+    portal = res["portal"]
+    res["portal"] = None
     if portal is None:
         return
     for conn in list(res["conns"]):
@@ -393,7 +445,9 @@ def _shutdown(res: dict[str, Any]) -> None:
             portal.call(conn.stop)
     res["conns"].clear()
     with contextlib.suppress(Exception):
-        cm.__exit__(None, None, None)
+        portal.call(portal.stop)
+    # the loop ends once every connection task has left its client context (its server stopped)
+    res["thread"].join(timeout=30)
 
 
 def _field(obj: Any, *names: str) -> Any:
