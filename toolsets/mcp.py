@@ -328,7 +328,12 @@ class MCPToolset:
             if conn is not None:
                 await self._close(conn)
             self._shared = None
-            conn = self._shared = await self._open()
+            conn = await self._open()
+            other = self._shared
+            if other is not None and other.dead is None:  # a concurrent episode restarted it first
+                await self._close(conn)
+                return other
+            self._shared = conn
         return conn
 
     async def call(self, call: ToolCall, ctx: ToolContext) -> ToolResult:

@@ -123,6 +123,21 @@ async def test_failures_are_error_observations(shared: MCPToolset):
     assert (r.is_error, r.content) == (False, "2")
 
 
+async def test_concurrent_calls_share_one_server(shared: MCPToolset):
+    ctx = ToolContext()
+    await shared.setup(ctx)
+    got: dict[int, object] = {}
+
+    async def one(i: int) -> None:
+        r = await _call(shared, ctx, "add", a=i, b=1000)
+        got[i] = r.content if not r.is_error else r
+
+    async with anyio.create_task_group() as tg:
+        for i in range(40):
+            tg.start_soon(one, i)
+    assert got == {i: str(i + 1000) for i in range(40)}
+
+
 async def test_shared_server_killed_gives_an_error_then_restarts(shared: MCPToolset):
     ctx = ToolContext()
     await shared.setup(ctx)
