@@ -234,7 +234,11 @@ class MCPToolset:
                 raise MCPServerError(f"MCP server {self._describe()} could not be started: {_why(e)}") from e
             raise
         if self._specs is None:
-            self._specs = self._to_specs(conn.tools)
+            try:
+                self._specs = self._to_specs(conn.tools)
+            except BaseException:  # e.g. tools= names a tool the server lacks: do not keep the server
+                await self._close(conn)
+                raise
         return conn
 
     def _close_sync(self, conn: _Connection) -> None:

@@ -296,6 +296,12 @@ def test_bad_configuration_is_a_clear_error():
         MCPToolset()
     with pytest.raises(ConfigError, match="scope"):
         MCPToolset(["x"], scope="task")  # type: ignore[arg-type]
+    ts = _toolset(tools=["add", "nope"])
+    try:
+        with pytest.raises(ConfigError, match=r"no tool\(s\) \['nope'\]"):
+            ts.specs()
+    finally:
+        ts.close()
     # a server that cannot start: a clear error at discovery, no hang
     ts = MCPToolset([sys.executable, "-c", "import sys; sys.exit(3)"], connect_timeout_s=60, errlog=subprocess.DEVNULL)
     try:
