@@ -1,5 +1,5 @@
 """Toolsets: the protocol and ``@tool`` (base), the calculator, sandboxed python/shell/file-edit/search
-tools and the swarm tools. Names load lazily on first access."""
+tools, MCP servers' tools and the swarm tools. Names load lazily on first access."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ _LAZY: dict[str, str] = {
     "FileEditToolset": ".files",
     "SearchToolset": ".search",
     "SearchIndex": ".search",
+    "MCPToolset": ".mcp",
     "SwarmToolset": ".swarm",
     "StepLimits": ".swarm",
     "STEP_LIMIT_PRESETS": ".swarm",
