@@ -18,6 +18,9 @@ Measures, in one run:
   ``rt_ratio_vs_warm`` = sandbox round trip ÷ warm worker round trip: what the sandbox's isolation and
   protocol cost per call (> 1 means the sandbox is slower). For contrast, ``cold_baseline_ms`` is one
   fresh ``python -c`` (local) or ``docker run`` (docker) per call;
+* ``teardown_s``: from letting go of the held sandboxes until every one is closed (docker: its container
+  removed through the daemon gate, which gives up on a call at its deadline and records the container for
+  ``swarmgym sandbox gc``; ``daemon_calls_abandoned`` counts such calls);
 * ``leaked_processes`` (local: live processes descended from this one after everything closed; this
   process is made a child subreaper, so orphaned grandchildren count too) or ``leaked_containers`` (docker:
   containers of this process still present). A failure to count is an error of the benchmark, never 0.
@@ -69,6 +72,8 @@ DESCRIBE = {
     "rt_ratio_vs_warm": "sandbox round trip ÷ warm worker round trip (> 1: the sandbox is slower)",
     "cold_baseline_ms": "for contrast: a fresh `python -c` / `docker run` per call, median ms",
     "concurrent_mem_per_sandbox_mb": "host memory per held sandbox, MB",
+    "concurrent_up_s": "time to start all held sandboxes (each answering), s",
+    "teardown_s": "teardown of all held sandboxes (close + container removal), s",
 }
 
 # The baseline's worker: one expression per line in, its repr out (flushed: -u).
@@ -179,16 +184,27 @@ async def _concurrent(backend: str, n: int) -> dict[str, Any]:
             if ready == n:
                 all_ready.set()
 
+    gate = _gate_of(backend)
+    abandoned0 = gate.abandoned if gate is not None else 0
+    up_s = float("nan")
+    t_down = time.perf_counter()
     try:
         async with anyio.create_task_group() as tg:
             for _ in range(n):
                 tg.start_soon(one)
             await all_ready.wait()
             up_s = time.perf_counter() - t0
+            t_down = time.perf_counter()  # teardown: from "let go" until every sandbox is closed and removed
             held.set()
     finally:
         await pool.close()
+    teardown_s = time.perf_counter() - t_down
+    extra: dict[str, Any] = {}
+    if gate is not None:  # docker: daemon calls given up at their deadline, and whether the daemon still answers
+        extra = {"daemon_calls_abandoned": gate.abandoned - abandoned0, "daemon_healthy": gate.healthy}
     return {
+        **extra,
+        "teardown_s": teardown_s,
         "max_concurrent_ok": ok,
         "concurrent_requested": n,
         "concurrent_failures": len(failures),
@@ -199,6 +215,15 @@ async def _concurrent(backend: str, n: int) -> dict[str, Any]:
     }
 
 
+
+
+def _gate_of(backend: str) -> Any:
+    """The daemon gate of the docker backend (None for local)."""
+    if backend != "docker":
+        return None
+    from swarmgym.toolsets.sandbox.docker import _gate
+
+    return _gate()
 
 
 def _host_python() -> str:

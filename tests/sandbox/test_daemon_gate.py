@@ -82,6 +82,8 @@ def wedged(tmp_path: Path):
     _Handler.release.set()
     srv.shutdown()
     srv.server_close()
+    time.sleep(0.2)  # abandoned calls get their answer and hand their connection back
+    client.close()
 
 
 def test_a_hung_call_misses_its_deadline_and_later_calls_fail_fast(wedged) -> None:
@@ -190,3 +192,66 @@ def test_a_program_holding_wedged_sandboxes_exits_promptly(wedged, tmp_path) -> 
     assert took < 20, took  # 30 × 1 s deadlines would be 30 s
     recorded = (tmp_path / "state" / "unremoved-containers.txt").read_text().split()
     assert len(set(recorded)) == 30
+
+
+def test_a_daemon_that_is_gone_is_a_named_error_and_later_calls_fail_fast(tmp_path) -> None:
+    # no server on the socket at all: what a stopped or crashed dockerd looks like
+    sock = str(tmp_path / "gone.sock")
+    client = docker.DockerClient(base_url=f"unix://{sock}", version="1.41", timeout=60)
+    probes = []
+
+    def probe() -> None:
+        probes.append(time.monotonic())
+        client.ping()
+
+    gate = DaemonGate(f"unix://{sock}", probe=probe, probe_interval_s=0.3)
+    with pytest.raises(SandboxError, match=f"daemon at unix://{sock} is not answering: list failed"):
+        gate.call("list", client.api.containers, all=True)
+    assert not gate.healthy
+    t0 = time.monotonic()
+    for _ in range(50):  # fail fast, and at most one probe per interval however many callers
+        with pytest.raises(SandboxError, match="not answering"):
+            gate.call("list", client.api.containers, all=True)
+    assert time.monotonic() - t0 < 0.3 + 5 and len(probes) <= 2
+    client.close()
+    # the docker SDK does not close a unix socket whose connect() failed; collect those here, quietly,
+    # so the warning does not surface in whichever test runs next
+    import gc
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+def test_the_deadline_can_be_set_for_every_call_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("SWARMGYM_DOCKER_DEADLINE_S", "2.5")
+    gate = DaemonGate("unix:///nowhere")
+    assert set(gate.deadlines.values()) == {2.5} and "remove" in gate.deadlines
+    monkeypatch.setenv("SWARMGYM_DOCKER_DEADLINE_S", "soon")
+    with pytest.raises(SandboxError, match="SWARMGYM_DOCKER_DEADLINE_S"):
+        DaemonGate("unix:///nowhere")
+
+
+def test_a_pool_whose_daemon_does_not_answer_fails_acquisitions_at_once(monkeypatch) -> None:
+    import anyio
+
+    from swarmgym.toolsets.sandbox import docker as backend
+    from swarmgym.toolsets.sandbox.pool import SandboxPool
+
+    probes = []
+    gate = DaemonGate("unix:///wedged.sock", probe=lambda: probes.append(1) or 1 / 0, probe_interval_s=0)
+    gate.mark_unhealthy("remove took longer than 60 s")  # what a hung removal leaves behind
+    monkeypatch.setattr(backend, "_gate", lambda: gate)
+
+    async def go() -> float:
+        pool = SandboxPool("docker", size=2, acquire_timeout_s=600)
+        t0 = time.monotonic()
+        with pytest.raises(SandboxError, match="daemon at unix:///wedged.sock is not answering"):
+            async with pool.acquire():
+                pass
+        await pool.close()
+        return time.monotonic() - t0
+
+    assert anyio.run(go) < 2  # not the 600 s acquire timeout, not a create deadline
+    assert probes  # it asked the daemon (a probe was due) before giving up

@@ -15,6 +15,11 @@ How:
 * **Health.** A missed deadline marks the daemon unhealthy: later calls fail at once with an error naming
   the daemon, instead of each waiting out its own deadline (256 sandboxes × 30 s at exit would be two
   hours). A cheap ping, at most every ``probe_interval_s``, brings it back when it answers again.
+* **A daemon that is gone** (its socket refuses connections or drops them: dockerd stopped or crashed) is
+  unhealthy too: the connection error becomes a :class:`SandboxError` naming the daemon, and later calls
+  fail fast in the same way. An error the daemon *answered* with (404, 409, ...) is passed on unchanged.
+* ``SWARMGYM_DOCKER_DEADLINE_S`` sets every deadline at once (a test that wedges a daemon, a user who
+  knows theirs is slow).
 * Containers that could not be removed are appended to a file (:func:`unremoved_path`) so that
   ``swarmgym sandbox gc`` removes them once the daemon answers.
 """
@@ -65,6 +70,13 @@ class DaemonGate:
         self.name = name
         self.limit = limit
         self.deadlines = {**DEFAULT_DEADLINES, **(deadlines or {})}
+        env = os.environ.get("SWARMGYM_DOCKER_DEADLINE_S")
+        if env:
+            try:
+                every = float(env)
+            except ValueError:
+                raise SandboxError(f"SWARMGYM_DOCKER_DEADLINE_S must be a number of seconds, got {env!r}") from None
+            self.deadlines = {op: every for op in {*self.deadlines, "default"}}
         self._slots = threading.BoundedSemaphore(limit)
         self._probe = probe
         self.probe_interval_s = probe_interval_s
@@ -96,8 +108,9 @@ class DaemonGate:
         if due and self._probe is not None:
             try:
                 self._run("ping", self._probe, (), {}, self.deadlines["ping"], probing=True)
-            except SandboxError:
-                pass
+            except Exception:
+                with self._lock:  # the next probe waits a full interval after this one ended
+                    self._last_probe = time.monotonic()
             else:
                 with self._lock:
                     self._unhealthy = None
@@ -107,6 +120,11 @@ class DaemonGate:
             f"the Docker daemon at {self.name} is not answering ({why}); failing fast instead of waiting on it. "
             "Check `docker info`, restart dockerd if it hangs, then run `swarmgym sandbox gc`"
         )
+
+    def check(self) -> None:
+        """Raise :class:`SandboxError` when the daemon is unhealthy (probing it when a probe is due, which
+        blocks up to the ping deadline: call from a thread)."""
+        self._check_health()
 
     def call(self, op: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(*args, **kwargs)`` (a blocking daemon call) under the limit and ``op``'s deadline.
@@ -148,21 +166,39 @@ class DaemonGate:
                 self.mark_unhealthy(why)
             raise SandboxError(f"the Docker daemon at {self.name} did not answer: {why} (call abandoned)")
         if "error" in box:
-            raise box["error"]
+            err = box["error"]
+            if _daemon_gone(err):
+                why = f"{op} failed: {type(err).__name__}: {str(err)[:200]}"
+                if not probing:
+                    self.mark_unhealthy(why)
+                raise SandboxError(f"the Docker daemon at {self.name} is not answering: {why}") from err
+            raise err
         return box["value"]
+
+
+def _daemon_gone(e: BaseException) -> bool:
+    """True for a connection-level failure (refused, reset, socket missing, read timeout): the daemon did not
+    answer. An HTTP error response (``docker.errors.APIError``) means it did, and is not this."""
+    if not isinstance(e, OSError):  # requests' and urllib3's connection errors are OSErrors too
+        return False
+    try:
+        from requests.exceptions import HTTPError
+    except ImportError:  # no requests: no docker SDK either, so this is a plain socket error
+        return True
+    return not isinstance(e, HTTPError)
 
 
 _gate: DaemonGate | None = None
 _gate_lock = threading.Lock()
 
 
-def docker_gate(client_factory: Callable[[], Any] | None = None) -> DaemonGate:
-    """The process's gate for the daemon at ``DOCKER_HOST`` (one, shared, like the client)."""
+def docker_gate(probe: Callable[[], Any] | None = None) -> DaemonGate:
+    """The process's gate for the daemon at ``DOCKER_HOST`` (one, shared, like the client); ``probe`` (used
+    when the gate is first made) raises unless the daemon answers a ping."""
     global _gate
     with _gate_lock:
         if _gate is None:
             name = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-            probe = (lambda: client_factory().ping()) if client_factory else None
             _gate = DaemonGate(name, probe=probe)
         return _gate
 

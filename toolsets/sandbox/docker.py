@@ -62,8 +62,20 @@ def _cached_client() -> Any:
     return c
 
 
+def _probe() -> None:
+    """Ping the daemon with a fresh short-lived client: the shared one may not exist yet (its creation pings
+    through the gate, so probing with it would recurse into an unhealthy gate and never recover)."""
+    import docker
+
+    c = docker.from_env(timeout=10)
+    try:
+        c.ping()
+    finally:
+        c.close()
+
+
 def _gate() -> Any:
-    return docker_gate(lambda: _cached_client())
+    return docker_gate(_probe)
 
 
 def docker_client() -> Any:

@@ -214,7 +214,19 @@ class SandboxPool:
         if self._waiters:
             self._waiters.popleft().set()
 
+    async def _check_backend(self) -> None:
+        """Fail fast when the backend's daemon is known not to answer (docker): an acquisition would only
+        wait out a deadline, and an idle sandbox's stream goes through the same daemon."""
+        if self.backend != "docker":
+            return
+        from .docker import _gate
+
+        gate = _gate()
+        if not gate.healthy:  # a probe may be due: it blocks up to the ping deadline, so not on the loop
+            await anyio.to_thread.run_sync(gate.check)
+
     async def _take(self) -> AgentSandbox:
+        await self._check_backend()
         if not self._started:
             await self.start()
         while True:
@@ -247,8 +259,8 @@ class SandboxPool:
         """Borrow a sandbox: ``async with pool.acquire() as sb``. It is reset and verified on exit.
 
         Raises:
-            SandboxError: no sandbox became free within ``acquire_timeout_s``, the pool is closed, or a new
-                sandbox could not start.
+            SandboxError: no sandbox became free within ``acquire_timeout_s``, the pool is closed, a new
+                sandbox could not start, or the backend's daemon is not answering (docker; at once).
         """
         try:
             with anyio.fail_after(self.acquire_timeout_s):
