@@ -3,18 +3,18 @@
 Each episode gets a fresh sandbox whose workspace holds the repository (and nothing else: no history, no
 hidden tests, no fix). The model reads the issue, explores with ``bash`` and ``view``, edits with
 ``str_replace``/``insert``/``create_file`` and calls ``submit``. The judge then kills whatever the model left
-running, writes the hidden tests to a private directory of the sandbox and runs them there; reward 1 when
-every hidden test passes (and the work was submitted). The oracle applies the known fix, so it solves every
+running and runs the hidden tests in its own process against the repository's code, which runs in the
+sandbox and answers with plain data (see :class:`SWEJudge`); reward 1 when every hidden test passes (and the
+work was submitted). The oracle applies the known fix, so it solves every
 task. Tasks come from :mod:`swarmgym.envs.swe_tasks` (30 tasks, deterministic).
 """
 
 from __future__ import annotations
 
-import json
-import secrets
 from typing import Any
 
 from ..judges.base import JudgeContext
+from ..judges.remote_unittest import kernel_transport, run_remote_unittest
 from ..toolsets.base import ToolContext, Toolset
 from ..toolsets.files import FileEditToolset
 from ..toolsets.shell import ShellToolset
@@ -22,7 +22,7 @@ from ..wire import JudgeResult, Message, Task, Trajectory
 from .core import AgentEnv, EpisodeLimits
 from .swe_tasks import SWEProblem, generate_problems
 
-__all__ = ["make_env", "SWETasks", "SWEJudge", "RepoSetup", "swe_oracle", "SYSTEM_PROMPT"]
+__all__ = ["make_env", "SWETasks", "SWEJudge", "RepoSetup", "repo_packages", "swe_oracle", "SYSTEM_PROMPT"]
 
 SYSTEM_PROMPT = (
     "You are a software engineer fixing a bug in the Python repository in /workspace. Use the bash tool to "
@@ -30,28 +30,6 @@ SYSTEM_PROMPT = (
     "insert or create_file to edit them. Make the smallest change that fixes the issue, check it, then call "
     "submit. Hidden tests will check your fix."
 )
-
-HIDDEN_DIR = "/tmp/.swarmgym_hidden"
-
-# The nonce reaches the runner in a file it deletes before the repository's code is imported (an
-# environment variable would stay readable in /proc/self/environ), and exactly one result line must appear: code under test that prints a forged result
-# needs the nonce, and one that also prints the real line is caught. (Code running in the same process as
-# the tests can always subvert an in-process harness; this raises the bar, it does not remove it.)
-_RUNNER = '''
-import json, os, sys, unittest
-_p = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nonce")
-with open(_p) as _f:
-    nonce = _f.read().strip()
-os.unlink(_p)
-hidden = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.getcwd())
-suite = unittest.defaultTestLoader.discover(hidden, pattern="hidden_test*.py", top_level_dir=hidden)
-with open(os.devnull, "w") as null:
-    res = unittest.TextTestRunner(stream=null, verbosity=0).run(suite)
-bad = [str(t) for t, _ in res.failures + res.errors]
-print("SWARMGYM-RESULT-" + nonce + " " + json.dumps({"total": res.testsRun, "failed": len(bad), "which": bad[:20]}))
-'''
-
 
 def _task(p: SWEProblem) -> Task:
     prompt = (
@@ -100,21 +78,42 @@ class RepoSetup(Toolset):
             await ctx.sandbox.write_file(path, content)
 
 
+def repo_packages(files: dict[str, str]) -> frozenset[str]:
+    """Top-level importable names of a repository (``pkg/__init__.py`` and ``module.py`` at the root)."""
+    out = set()
+    for path in files:
+        parts = path.split("/")
+        if len(parts) == 1 and parts[0].endswith(".py"):
+            out.add(parts[0][:-3])
+        elif len(parts) == 2 and parts[1] == "__init__.py":
+            out.add(parts[0])
+    return frozenset(out)
+
+
 class SWEJudge:
-    """Runs the task's hidden tests inside the episode's sandbox after the episode ends.
+    """Runs the task's hidden tests on the judge's side against the repository as the model left it.
+
+    The hidden tests (trusted task data) run here, in the judge's process, and never enter the sandbox. The
+    repository's code runs in the sandbox's Python kernel — fresh, after every process the model left was
+    killed — and answers the tests' imports, attribute accesses and calls with plain data or opaque handles
+    (:mod:`swarmgym.judges.remote_unittest`). So nothing in the repository can reach the test runner or the
+    result record: patching ``unittest``, printing a result line, exiting early, returning always-equal
+    objects or searching the disk for the tests all fail (``tests/judges/test_swe_redteam.py``).
 
     Facets: ``tests_passed`` (fraction of hidden tests passing), ``submitted``, ``correct`` (the reward).
 
     Args:
         require_submit: reward 0 unless the model called ``submit`` (the tests still run and are reported).
-        timeout_s: deadline of the hidden test run.
+        timeout_s: deadline of the whole hidden test run.
+        per_call_s: deadline of one request to the repository's code (an import, a call).
     """
 
     name = "swe"
 
-    def __init__(self, require_submit: bool = True, timeout_s: float = 60.0) -> None:
+    def __init__(self, require_submit: bool = True, timeout_s: float = 60.0, per_call_s: float = 10.0) -> None:
         self.require_submit = require_submit
         self.timeout_s = timeout_s
+        self.per_call_s = per_call_s
 
     async def score(self, task: Task, trajectory: Trajectory, ctx: JudgeContext) -> JudgeResult:
         sb = ctx.sandbox
@@ -122,35 +121,28 @@ class SWEJudge:
             raise RuntimeError("SWEJudge needs the episode's sandbox (make the env with sandbox=SandboxPool(...))")
         submitted = bool(ctx.state.get("files", {}).get("submitted"))
         kill = getattr(sb, "kill_processes", None)
-        if kill is not None:  # nothing the model started may touch the tests while they run
+        if kill is not None:  # nothing the model started may run next to the candidate (the kernel restarts too)
             await kill()
-        nonce = secrets.token_hex(8)
-        await sb.exec(f"rm -rf {HIDDEN_DIR}", timeout=30)
-        await sb.write_file(f"{HIDDEN_DIR}/hidden_test_{nonce}.py", task.metadata["hidden_tests"])
-        await sb.write_file(f"{HIDDEN_DIR}/run.py", _RUNNER)
-        await sb.write_file(f"{HIDDEN_DIR}/nonce", nonce)
-        r = await sb.exec(f"python3 {HIDDEN_DIR}/run.py", timeout=self.timeout_s, cwd=sb.workspace)
-        marker = f"SWARMGYM-RESULT-{nonce} "
-        lines = [ln for ln in r.stdout.splitlines() if ln.startswith(marker)]
-        line = lines[0] if len(lines) == 1 and r.exit_code == 0 else None
-        if line is None:
-            why = "timed out" if r.timed_out else (r.stderr.strip()[-500:] or f"exit code {r.exit_code}")
-            if len(lines) > 1:
-                why = "the code under test printed a forged result line"
-            return JudgeResult(
-                reward=0.0,
-                facets={"tests_passed": 0.0, "submitted": float(submitted), "correct": 0.0},
-                info={"reason": f"hidden tests did not run: {why}"},
-            )
-        res = json.loads(line[len(marker) :])
-        total = max(int(res["total"]), 1)
-        passed = (int(res["total"]) - int(res["failed"])) / total
-        ok = res["failed"] == 0 and res["total"] > 0
+        md = task.metadata
+        packages = frozenset(md.get("packages") or repo_packages(md.get("files", {})))
+        res, timed_out = await run_remote_unittest(
+            md["hidden_tests"], packages, kernel_transport(sb), setup=sb.workspace,
+            timeout_s=self.timeout_s, per_call_s=self.per_call_s,
+        )
+        passed = res.n_passed / max(res.total, 1)
+        ok = res.total > 0 and res.n_passed == res.total
         reward = float(ok and (submitted or not self.require_submit))
+        info: dict[str, Any] = {}
+        if res.error:
+            info["reason"] = f"hidden tests did not run: {res.error}"
+        if res.failures:
+            info["failed_tests"] = list(res.failures)
+        if timed_out:
+            info["timed_out"] = True
         return JudgeResult(
             reward=reward,
             facets={"tests_passed": passed, "submitted": float(submitted), "correct": reward},
-            info={"failed_tests": res["which"]} if res["which"] else {},
+            info=info,
         )
 
 

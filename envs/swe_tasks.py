@@ -7,7 +7,8 @@ package names with different constants, so the tasks are distinct but fully dete
 no randomness at run time.
 
 What reaches the sandbox is only :attr:`SWEProblem.files` (no VCS history, no hidden tests, no fix); the
-hidden tests are written to a private directory only after the episode ends.
+hidden tests never do: the judge runs them in its own process against the repository's code, which runs in
+the sandbox and answers imports, attribute accesses and calls with plain data or opaque handles.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class SWEProblem:
     files: dict[str, str]
     """The repository as copied into the workspace (buggy)."""
     hidden_tests: str
-    """A unittest module the judge runs after submit (imports the package from the workspace)."""
+    """A unittest module the judge runs after submit, in its own process (its imports of the package resolve
+    to the repository's code in the sandbox: :mod:`swarmgym.judges.remote_unittest`)."""
     fix: tuple[tuple[str, str, str], ...]
     """``(path, old, new)`` exact replacements that fix the bug (oracle only)."""
     meta: dict[str, str] = field(default_factory=dict)

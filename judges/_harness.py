@@ -15,6 +15,8 @@ lists are arrays, and every other value is a one-key object naming its type: ``{
 ``{"set": […]}``, ``{"frozenset": […]}``, ``{"dict": [[k, v], …]}``, ``{"bytes": hex}``,
 ``{"complex": [re, im]}``, ``{"int": hex}``, ``{"float": "nan"}``. The encoder checks *exact* types, so a
 subclass of ``int`` or ``str`` with an overridden ``__eq__`` (or any object) is refused as "not plain data".
+Only in remote-object mode (both sides pass ``ref=``; :mod:`swarmgym.judges.remote_unittest`) does a
+non-plain value travel, as ``{"ref": handle}``: a handle the receiver turns into an opaque stand-in.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["CODEC", "KERNEL", "RUNNER", "decode", "dumps", "encode", "loads", "NotPlainData"]
+__all__ = ["CODEC", "KERNEL", "OBJECTS", "RUNNER", "decode", "dumps", "encode", "loads", "NotPlainData"]
 
 CODEC = r'''
 class NotPlainData(TypeError):
@@ -31,8 +33,10 @@ class NotPlainData(TypeError):
 _BIG = 1 << 53
 _MAX_DEPTH = 200
 
-def encode(x, depth=0):
-    """x as JSON-ready data; NotPlainData for anything that is not plain data (exact types only)."""
+def encode(x, depth=0, ref=None):
+    """x as JSON-ready data; NotPlainData for anything that is not plain data (exact types only).
+
+    ``ref`` (remote-object mode): called on each non-plain value instead, its result sent as ``{"ref": …}``."""
     if depth > _MAX_DEPTH:
         raise NotPlainData("nested deeper than %d" % _MAX_DEPTH)
     t = type(x)
@@ -43,44 +47,49 @@ def encode(x, depth=0):
     if t is float:
         return x if x - x == 0.0 else {"float": repr(x)}
     if t is list:
-        return [encode(v, depth + 1) for v in x]
+        return [encode(v, depth + 1, ref) for v in x]
     if t is tuple:
-        return {"tuple": [encode(v, depth + 1) for v in x]}
+        return {"tuple": [encode(v, depth + 1, ref) for v in x]}
     if t is dict:
-        return {"dict": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in x.items()]}
+        return {"dict": [[encode(k, depth + 1, ref), encode(v, depth + 1, ref)] for k, v in x.items()]}
     if t is set:
-        return {"set": [encode(v, depth + 1) for v in x]}
+        return {"set": [encode(v, depth + 1, ref) for v in x]}
     if t is frozenset:
-        return {"frozenset": [encode(v, depth + 1) for v in x]}
+        return {"frozenset": [encode(v, depth + 1, ref) for v in x]}
     if t is bytes:
         return {"bytes": x.hex()}
     if t is complex:
         return {"complex": [repr(x.real), repr(x.imag)]}
+    if ref is not None:
+        return {"ref": ref(x)}
     raise NotPlainData("not plain data: %s" % t.__name__)
 
-def decode(v, depth=0):
-    """The value of JSON-decoded data: builds fresh objects of the plain types only."""
+def decode(v, depth=0, ref=None):
+    """The value of JSON-decoded data: builds fresh objects of the plain types only.
+
+    ``ref`` (remote-object mode): turns the body of a ``{"ref": …}`` into the receiver's stand-in; without it
+    a ref is refused."""
     if depth > _MAX_DEPTH:
         raise NotPlainData("nested deeper than %d" % _MAX_DEPTH)
     t = type(v)
     if v is None or t is bool or t is str or t is int or t is float:
         return v
     if t is list:
-        return [decode(x, depth + 1) for x in v]
+        return [decode(x, depth + 1, ref) for x in v]
     if t is dict and len(v) == 1:
         (tag, body), = v.items()
         if tag == "tuple" and type(body) is list:
-            return tuple(decode(x, depth + 1) for x in body)
+            return tuple(decode(x, depth + 1, ref) for x in body)
         if tag == "set" and type(body) is list:
-            return set(decode(x, depth + 1) for x in body)
+            return set(decode(x, depth + 1, ref) for x in body)
         if tag == "frozenset" and type(body) is list:
-            return frozenset(decode(x, depth + 1) for x in body)
+            return frozenset(decode(x, depth + 1, ref) for x in body)
         if tag == "dict" and type(body) is list:
             out = {}
             for pair in body:
                 if type(pair) is not list or len(pair) != 2:
                     raise NotPlainData("bad dict item")
-                out[decode(pair[0], depth + 1)] = decode(pair[1], depth + 1)
+                out[decode(pair[0], depth + 1, ref)] = decode(pair[1], depth + 1, ref)
             return out
         if tag == "bytes" and type(body) is str:
             return bytes.fromhex(body)
@@ -90,6 +99,8 @@ def decode(v, depth=0):
             return int(body, 16)
         if tag == "float" and body in ("nan", "inf", "-inf"):
             return float(body)
+        if tag == "ref" and ref is not None:
+            return ref(body)
     raise NotPlainData("not an encoded plain value: %s" % t.__name__)
 '''
 
@@ -165,6 +176,79 @@ _main()
 # The kernel variant: the same functions, defined once in a private dict of the sandbox's Python kernel.
 KERNEL = CODEC + SERVE
 
+# The candidate side of remote objects (swarmgym.judges.remote_unittest): a table of the candidate's objects
+# by handle. Plain values travel as values, everything else as {"ref": [handle, info]}; the judge sends
+# handles back as {"ref": handle}. Each operation answers {"ok": value} or {"raise": [mro, message]}, the
+# exception's class chain as [module, qualname] pairs so the judge can raise a stand-in of the same name.
+OBJECTS = CODEC + r'''
+import importlib as _importlib
+import json as _json
+import os as _os
+import sys as _sys
+
+_objs = {}
+_ids = {}
+
+def _mro(t):
+    return [[str(c.__module__), str(c.__qualname__)] for c in t.__mro__ if c is not object][:20]
+
+def _ref(x):
+    h = _ids.get(id(x))
+    if h is None:
+        h = len(_objs) + 1
+        _objs[h] = x  # kept alive, so its id is never reused
+        _ids[id(x)] = h
+    if isinstance(x, type) and issubclass(x, BaseException):
+        return [h, {"exc": _mro(x)}]
+    return [h, {"type": type(x).__qualname__[:100]}]
+
+def _deref(body):
+    if type(body) is not int or body not in _objs:
+        raise NotPlainData("unknown handle")
+    return _objs[body]
+
+def _reply(f):
+    try:
+        return _json.dumps({"ok": encode(f(), 0, _ref)})
+    except BaseException as e:
+        try:
+            text = str(e)[:300]
+        except BaseException:
+            text = "?"
+        return _json.dumps({"raise": [_mro(type(e)), text]})
+
+def start(path):
+    _os.chdir(path)
+    _sys.path.insert(0, path)
+    return "ready"
+
+def imp(name):
+    return _reply(lambda: _importlib.import_module(name))
+
+def get(h, name):
+    def f():
+        o = _deref(h)
+        try:
+            return getattr(o, name)
+        except AttributeError:
+            if type(o) is type(_sys):  # `from pkg import submodule`
+                return _importlib.import_module(o.__name__ + "." + name)
+            raise
+    return _reply(f)
+
+def put(h, name, value):
+    return _reply(lambda: setattr(_deref(h), name, decode(_json.loads(value), 0, _deref)))
+
+def item(h, key):
+    return _reply(lambda: _deref(h)[decode(_json.loads(key), 0, _deref)])
+
+def call(h, args):
+    def f():
+        a, kw = decode(_json.loads(args), 0, _deref)
+        return _deref(h)(*a, **kw)
+    return _reply(f)
+'''
+
 
 _codec: dict[str, Any] = {}
 exec(compile(CODEC, "<swarmgym codec>", "exec"), _codec)  # one source for both sides of the boundary
@@ -173,14 +257,14 @@ decode = _codec["decode"]
 NotPlainData: type[TypeError] = _codec["NotPlainData"]
 
 
-def dumps(value: Any) -> str:
-    """``value`` encoded as a JSON document (NotPlainData for non-plain values)."""
-    return json.dumps(encode(value), allow_nan=False)
+def dumps(value: Any, ref: Any = None) -> str:
+    """``value`` encoded as a JSON document (NotPlainData for non-plain values, unless ``ref`` maps them)."""
+    return json.dumps(encode(value, 0, ref), allow_nan=False)
 
 
-def loads(text: str | bytes) -> Any:
+def loads(text: str | bytes, ref: Any = None) -> Any:
     """The plain value of an untrusted JSON document (NotPlainData / ValueError when it is not one)."""
-    return decode(json.loads(text, parse_constant=_no_constant))
+    return decode(json.loads(text, parse_constant=_no_constant), 0, ref)
 
 
 def _no_constant(name: str) -> Any:
