@@ -119,6 +119,7 @@ class RemoteSession:
         self.timed_out = False
         self._standins: dict[tuple[str, str], type[Exception]] = {}
         self._class_handles: dict[type, int] = {}
+        self._objects: dict[int, RemoteObject] = {}
 
     def _send(self, expr: str) -> str:
         if self.dead is not None:
@@ -176,8 +177,11 @@ class RemoteSession:
             cls = self._standin(info["exc"])
             self._class_handles.setdefault(cls, h)
             return cls
-        what = info.get("type")
-        return RemoteObject(self, h, what[:100] if type(what) is str else "object")
+        obj = self._objects.get(h)
+        if obj is None:  # one stand-in per handle, so `is` means what it means in the candidate
+            what = info.get("type")
+            obj = self._objects[h] = RemoteObject(self, h, what[:100] if type(what) is str else "object")
+        return obj
 
     def _standin(self, mro: Any) -> type:
         """The judge-side class for a candidate exception class, from its chain of ``[module, qualname]``."""
