@@ -333,7 +333,17 @@ class OpenAIPolicy(HTTPPolicyBase):
         payload: dict[str, Any] = {"model": self.model, "prompt": prompt_ids, "return_token_ids": True}
         payload.update(self._sampling(sampling, chat=False))
         t0 = time.perf_counter()
-        data = await self._client.post("/completions", json_dumps(payload))
+        try:
+            data = await self._client.post("/completions", json_dumps(payload))
+        except PolicyHTTPError as e:
+            if e.status not in (400, 422):
+                raise
+            raise PolicyHTTPError(
+                f"{e} — token mode sends the prompt as token ids, which this server's /completions may not take "
+                f"(llama-cpp-python's and OpenAI's take strings only): use mode='chat' there (its completions say "
+                f"token_exact=False) or a server that takes ids (vLLM, SGLang, llama.cpp's own server)",
+                e.status,
+            ) from e
         latency = time.perf_counter() - t0
         try:
             choice = data["choices"][0]
