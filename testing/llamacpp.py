@@ -41,6 +41,7 @@ __all__ = [
     "cache_root",
     "smollm2_gguf",
     "server_missing",
+    "start_llama_cpp_python_server",
     "start_llamacpp_server",
 ]
 
@@ -278,6 +279,61 @@ def _ready_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
             elif proc.poll() is not None:
                 break
     return buf.decode(errors="replace").split("\n", 1)[0]
+
+
+def start_llama_cpp_python_server(
+    model: str | os.PathLike[str] | None = None,
+    *,
+    alias: str = SMOLLM2_ALIAS,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    chat_format: str = "chatml-function-calling",
+    n_ctx: int = 2048,
+    ready_timeout: float = 300.0,
+) -> LlamaCppServer:
+    """Start llama-cpp-python's server (``python -m llama_cpp.server``, built from source: see
+    ``.ci/install-llamacpp.sh``) and wait until ``/v1/models`` answers.
+
+    Its ``/v1/completions`` takes text prompts only, so only chat mode works against it (not token-exact).
+    ``chat_format="chatml-function-calling"`` makes it honour ``tools``; its default format ignores them.
+
+    Raises:
+        ConfigError: llama-cpp-python or the model is missing.
+        RuntimeError: the server exited or did not answer in time (the message carries its log).
+    """
+    import socket
+    import urllib.request
+
+    try:
+        import llama_cpp.server  # noqa: F401
+    except ImportError as e:
+        raise ConfigError(f"llama-cpp-python's server is not installed ({e}): SWARMGYM_LLAMA_CPP_PYTHON=1 "
+                          f"bash .ci/install-llamacpp.sh") from None
+    path = Path(model) if model is not None else smollm2_gguf()
+    if port == 0:
+        with socket.socket() as s:  # uvicorn cannot report a port it picked: pick one (a small race)
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+    args = [sys.executable, "-P", "-m", "llama_cpp.server", "--model", str(path), "--model_alias", alias,
+            "--host", host, "--port", str(port), "--n_ctx", str(n_ctx), "--chat_format", chat_format]
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://{host}:{port}"
+    deadline = time.monotonic() + ready_timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/v1/models", timeout=5):
+                log.close()
+                return LlamaCppServer(proc, url, alias)
+        except OSError:
+            time.sleep(0.5)
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    log.seek(0)
+    tail = log.read().decode(errors="replace")[-3000:]
+    log.close()
+    raise RuntimeError(f"llama-cpp-python's server did not start (exit code {proc.returncode}): {tail or 'no output'}")
 
 
 # -- the child process ---------------------------------------------------------------------------------

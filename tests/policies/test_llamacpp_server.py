@@ -172,3 +172,34 @@ async def test_killed_server_mid_episode_is_a_clear_error() -> None:
                 await p.complete([Message(role="user", content="hi")], (), SamplingParams(max_tokens=2))
     finally:
         srv.close()
+
+
+# -- llama-cpp-python's server (optional: PyPI has only its source; CI does not build it) ----------------
+
+
+@pytest.fixture(scope="module")
+def lcp_server() -> Any:
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        why = "llama-cpp-python is not installed (it compiles: SWARMGYM_LLAMA_CPP_PYTHON=1 bash .ci/install-llamacpp.sh)"
+        if os.environ.get("SWARMGYM_LLAMA_CPP_PYTHON") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    srv = lc.start_llama_cpp_python_server()
+    yield srv
+    srv.close()
+
+
+async def test_llama_cpp_python_chat_only(lcp_server: lc.LlamaCppServer, smol_tokenizer: Any) -> None:
+    from swarmgym.errors import PolicyHTTPError
+    from swarmgym.training.tito import TokenizedConversation
+
+    msgs = [Message(role="user", content="Name a colour.")]
+    async with OpenAIPolicy(lcp_server.base_url, lcp_server.model, **FAST) as p:
+        c = await p.complete(msgs, (), SamplingParams(temperature=0.0, max_tokens=8, logprobs=True))
+    assert c.message.content and c.logprobs and not c.token_exact and c.prompt_ids is None
+    conv = TokenizedConversation(smol_tokenizer, chat_template=lc.TOOL_TEMPLATE)
+    async with OpenAIPolicy(lcp_server.base_url, lcp_server.model, mode="token", tokenizer=conv, **FAST) as p:
+        with pytest.raises(PolicyHTTPError, match="token ids.*mode='chat'"):
+            await p.complete(msgs, (), SamplingParams(temperature=0.0, max_tokens=8))
