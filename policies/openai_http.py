@@ -336,7 +336,8 @@ class OpenAIPolicy(HTTPPolicyBase):
         try:
             data = await self._client.post("/completions", json_dumps(payload))
         except PolicyHTTPError as e:
-            if e.status not in (400, 422):
+            # llama-cpp-python rejects a token-id prompt with a 500 listing "Input should be a valid string"
+            if e.status not in (400, 422) and "valid string" not in str(e):
                 raise
             raise PolicyHTTPError(
                 f"{e} — token mode sends the prompt as token ids, which this server's /completions may not take "

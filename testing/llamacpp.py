@@ -304,11 +304,11 @@ def start_llama_cpp_python_server(
     import socket
     import urllib.request
 
-    try:
-        import llama_cpp.server  # noqa: F401
-    except ImportError as e:
-        raise ConfigError(f"llama-cpp-python's server is not installed ({e}): SWARMGYM_LLAMA_CPP_PYTHON=1 "
-                          f"bash .ci/install-llamacpp.sh") from None
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:  # not imported here: it loads libllama into this process
+        raise ConfigError("llama-cpp-python's server is not installed: SWARMGYM_LLAMA_CPP_PYTHON=1 "
+                          "bash .ci/install-llamacpp.sh")
     path = Path(model) if model is not None else smollm2_gguf()
     if port == 0:
         with socket.socket() as s:  # uvicorn cannot report a port it picked: pick one (a small race)

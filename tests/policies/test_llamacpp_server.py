@@ -16,11 +16,12 @@ import anyio
 import pytest
 
 from swarmgym.envs.math import make_tool_math_env
-from swarmgym.errors import PolicyConnectionError
+from swarmgym.errors import PolicyConnectionError, TokenDriftError
 from swarmgym.limits import EpisodeLimits
 from swarmgym.loop import run_episode
 from swarmgym.policies.openai_http import OpenAIPolicy
 from swarmgym.testing import llamacpp as lc
+from swarmgym.training.samples import trajectory_samples
 from swarmgym.wire import Message, SamplingParams
 
 pytestmark = pytest.mark.anyio
@@ -98,7 +99,9 @@ async def test_chat_mode_tool_episode(server: lc.LlamaCppServer) -> None:
         assert all(lp <= 0.0 for lp in c.logprobs)
         # chat mode: the server returns no prompt ids, so nothing here is token-exact
         assert not c.token_exact and c.prompt_ids is None
-    assert "logprobs" in traj.completions[-1].model_dump()
+    # and the training export refuses it with the reason instead of training on guessed ids
+    with pytest.raises(TokenDriftError, match="no token ids"):
+        trajectory_samples(traj)
 
 
 async def test_chat_mode_asks_one_alternative_per_token(server: lc.LlamaCppServer) -> None:
@@ -150,6 +153,21 @@ async def test_token_mode_is_token_exact(server: lc.LlamaCppServer, smol_tokeniz
     # The sampled ids decode (by the server) to the text the message holds.
     text = await anyio.to_thread.run_sync(lambda: _post(server.url + "/detokenize", {"tokens": c1.completion_ids}))
     assert c1.message.content and c1.message.content.strip() in text["content"]
+
+
+async def test_token_mode_episode_exports_the_sampled_ids(server: lc.LlamaCppServer, smol_tokenizer: Any) -> None:
+    from swarmgym.training.tito import TokenizedConversation
+
+    conv = TokenizedConversation(smol_tokenizer, chat_template=lc.TOOL_TEMPLATE)
+    env = make_tool_math_env(size=4, limits=EpisodeLimits(max_turns=1))
+    async with OpenAIPolicy(server.base_url, server.model, mode="token", tokenizer=conv, **FAST) as p:
+        traj = await run_episode(env, p, seed=1, sampling=SamplingParams(temperature=0.0, max_tokens=16))
+    assert traj.status in ("ok", "truncated"), traj.error
+    (c,) = traj.completions
+    assert c.token_exact
+    (sample,) = trajectory_samples(traj)
+    assert sample.ids == c.prompt_ids + c.completion_ids
+    assert sample.num_sampled == len(c.completion_ids) and sample.logprobs[-len(c.logprobs):] == c.logprobs
 
 
 async def test_killed_server_mid_episode_is_a_clear_error() -> None:
