@@ -7,8 +7,11 @@ Two modes:
   ``return_token_ids``); ``Completion.token_exact`` is True only then. Servers that cannot return ids
   (Ollama, llama.cpp, OpenAI) work the same, flagged not token-exact.
 - ``mode="token"`` posts ``/completions`` with a **token-id prompt** built by a :class:`ChatTokenizer` and
-  asks for the sampled ids and logprobs back (vLLM's ``return_token_ids`` and ``logprobs``). Earlier turns'
+  asks for the sampled ids and logprobs back (vLLM's ``return_token_ids`` and ``logprobs``; llama.cpp's own
+  server returns the ids inside the logprobs entries, so token mode always asks for logprobs). Earlier turns'
   sampled ids are reused verbatim by the tokenizer, so the ids a trainer sees are exactly the sampled ones.
+  Servers whose ``/completions`` refuses token-id prompts (llama-cpp-python's, OpenAI's) cannot do token mode:
+  use chat mode there, whose completions say ``token_exact=False``.
 
 Example:
     >>> from swarmgym.policies.openai_http import OpenAIPolicy
@@ -330,7 +333,18 @@ class OpenAIPolicy(HTTPPolicyBase):
         payload: dict[str, Any] = {"model": self.model, "prompt": prompt_ids, "return_token_ids": True}
         payload.update(self._sampling(sampling, chat=False))
         t0 = time.perf_counter()
-        data = await self._client.post("/completions", json_dumps(payload))
+        try:
+            data = await self._client.post("/completions", json_dumps(payload))
+        except PolicyHTTPError as e:
+            # llama-cpp-python rejects a token-id prompt with a 500 listing "Input should be a valid string"
+            if e.status not in (400, 422) and "valid string" not in str(e):
+                raise
+            raise PolicyHTTPError(
+                f"{e} — token mode sends the prompt as token ids, which this server's /completions may not take "
+                f"(llama-cpp-python's and OpenAI's take strings only): use mode='chat' there (its completions say "
+                f"token_exact=False) or a server that takes ids (vLLM, SGLang, llama.cpp's own server)",
+                e.status,
+            ) from e
         latency = time.perf_counter() - t0
         try:
             choice = data["choices"][0]
@@ -339,15 +353,21 @@ class OpenAIPolicy(HTTPPolicyBase):
                 f"model server at {self.base_url} sent a completion without choices: {str(data)[:300]}"
             ) from None
         completion_ids = choice.get("token_ids")
-        if completion_ids is None:
-            raise PolicyError(
-                f"model server at {self.base_url} returned no token ids for a token-id prompt; token mode needs "
-                f"vLLM >= 0.10 (return_token_ids) — use mode='chat' for servers that cannot return ids"
-            )
         logprobs = None
         lp = choice.get("logprobs")
         if lp and lp.get("token_logprobs") is not None:
             logprobs = lp["token_logprobs"]
+        elif lp and lp.get("content"):  # llama.cpp: chat-style entries, each with the sampled token's id
+            entries = lp["content"]
+            logprobs = [e["logprob"] for e in entries]
+            if completion_ids is None and all("id" in e for e in entries):
+                completion_ids = [e["id"] for e in entries]
+        if completion_ids is None:
+            raise PolicyError(
+                f"model server at {self.base_url} returned no token ids for a token-id prompt; token mode needs "
+                f"vLLM >= 0.10 (return_token_ids) or llama.cpp's server (ids inside logprobs) — use mode='chat' "
+                f"for servers that cannot return ids"
+            )
         text = choice.get("text") or ""
         served_prompt = choice.get("prompt_token_ids") or prompt_ids
         u = data.get("usage") or {}
@@ -386,8 +406,12 @@ class OpenAIPolicy(HTTPPolicyBase):
             f["stop"] = list(s.stop)
         if s.seed is not None:
             f["seed"] = s.seed
-        if s.logprobs:
-            f["logprobs"] = True if chat else 1
+        if chat and s.logprobs:
+            f["logprobs"] = True
+            # llama.cpp sends 20 alternatives per token unless told (and none at all for 0); one is portable.
+            f["top_logprobs"] = 1
+        elif not chat:
+            f["logprobs"] = 1  # token mode always: llama.cpp returns the sampled ids only inside logprobs
         if chat and self._ask_ids:
             f["return_token_ids"] = True
         f.update(s.extra)

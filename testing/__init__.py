@@ -1,5 +1,5 @@
 """Test helpers shipped with swarmgym: a fake OpenAI-compatible / SGLang model server and its toy tokenizer,
-and a judge that fails on purpose.
+a judge that fails on purpose, and a launcher for llama.cpp's server on a real GGUF model.
 
 Loaded lazily (the server needs aiohttp, which ``import swarmgym`` must not pull in).
 """
@@ -20,6 +20,8 @@ _LAZY = {
     "serve": ".fake_server",
     "ToyChatTokenizer": ".toy_tokenizer",
     "FaultyJudge": ".judges",
+    "LlamaCppServer": ".llamacpp",
+    "start_llamacpp_server": ".llamacpp",
 }
 
 __all__ = sorted(_LAZY)
@@ -28,6 +30,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .judges import FaultyJudge
+    from .llamacpp import LlamaCppServer, start_llamacpp_server
     from .fake_server import DROP, FakeOpenAIServer, RecordedRequest, Reply, serve
     from .process import FakeServerProcess, start_fake_server_process
     from .toy_tokenizer import ToyChatTokenizer

@@ -306,6 +306,18 @@ async def test_token_mode_needs_ids_from_the_server() -> None:
         await runner.cleanup()
 
 
+@pytest.mark.parametrize("status", [422, 500])
+async def test_token_mode_on_a_server_refusing_token_prompts_says_use_chat(status: int) -> None:
+    # llama-cpp-python's /v1/completions validates `prompt` as text; it answers a token-id list with a 500
+    # listing "Input should be a valid string" (measured), a stricter server with a 422.
+    refusal = Reply.error(status, "Input should be a valid string: body.prompt")
+    replies = [refusal] * 8  # a 500 is retried first
+    async with FakeOpenAIServer(replies) as srv, policy(srv, mode="token", tokenizer=ToyChatTokenizer()) as p:
+        with pytest.raises(PolicyHTTPError, match="token ids.*mode='chat'.*token_exact=False") as e:
+            await p.complete(MSGS, (), SamplingParams())
+    assert e.value.status == status and "valid string" in str(e.value)
+
+
 # -- through the agent loop ----------------------------------------------------------------------------
 
 
