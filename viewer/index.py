@@ -14,7 +14,6 @@ lock held while they run.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import threading
@@ -49,11 +48,20 @@ SORT_KEYS = ("row", "reward", "wall_s", "turns", "tool_calls", "nchildren", "sta
 
 
 def id_hash(s: str | None) -> int:
-    """A signed 64-bit hash of an id (0 for None); collisions at 1e6 ids: ~3e-8."""
+    """A 64-bit hash of an id (0 for None), valid within this process only (str hashing is salted per
+    process; the index is never stored). Collisions among 1e6 ids: ~3e-8."""
     if s is None:
         return 0
-    h = int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little", signed=True)
-    return h or 1
+    return hash(s) or 1
+
+
+def _f(m: dict[str, Any], k: str) -> float:
+    v = m.get(k, 0.0)
+    return float(v) if isinstance(v, (int, float)) else 0.0
+
+
+_STATUS_CODE = {s: i for i, s in enumerate(STATUSES)}
+_JUDGE_CODE: dict[Any, int] = {s: i for i, s in enumerate(JUDGE_OUTCOMES)}
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,31 @@ class Filters:
             rmin=num("rmin"), rmax=num("rmax"), facet=q.get("facet", ""), fmin=num("fmin"), fmax=num("fmax"),
             error=q.get("error", ""), judge=q.get("judge", ""), top=q.get("top", "1") not in ("0", "false", ""),
         )
+
+
+def _fields(payload: bytes) -> dict[str, Any] | None:
+    """The small fields of a trajectory without parsing its messages (most of the line), or None.
+
+    ``Trajectory.model_dump_json`` writes fields in declaration order: scalars up to ``messages``, the bulk
+    (messages, completions, tools), then ``reward`` … ``info``. Keys inside string values are escaped, so the
+    first ``,"messages":`` is the real key. The last ``,"reward":`` is the real key unless ``info`` holds
+    one in a nested object — and then the text after it has more closing than opening brackets, which is
+    invalid JSON: a wrong cut can never parse, so whatever parses here is exact. Anything else (another
+    field order, hand-written files) returns None and the caller parses the whole line.
+    """
+    i = payload.find(b',"messages":')
+    j = payload.rfind(b',"reward":')
+    if not 0 < i < j:
+        return None
+    try:
+        head = orjson.loads(payload[:i] + b"}")
+        tail = orjson.loads(b"{" + payload[j + 1:])
+    except orjson.JSONDecodeError:
+        return None
+    if not (isinstance(head, dict) and isinstance(tail, dict) and "id" in head and "status" in tail):
+        return None
+    head.update(tail)
+    return head
 
 
 class _Codes:
@@ -221,28 +254,28 @@ class RunIndex:
     def _add_lines(self, buf: bytes, base: int) -> None:
         rows: list[tuple[Any, ...]] = []
         facet_rows: list[tuple[int, str, float]] = []
-        pos = 0
         n0 = self.n
-        while pos < len(buf):
-            nl = buf.index(b"\n", pos) + 1
+        off = base
+        match, crc32, loads = _LINE.fullmatch, zlib.crc32, orjson.loads
+        for line in buf.splitlines(keepends=True):
             self.lines += 1
-            line = buf[pos:nl]
-            off = base + pos
-            pos = nl
-            m = _LINE.fullmatch(line)
+            start, off = off, off + len(line)
+            m = match(line)
             if m is None:
                 self._damage("not a store record (bad framing)")
                 continue
             payload = m.group(3)
-            if zlib.crc32(payload) != int(m.group(1), 16):
+            if crc32(payload) != int(m.group(1), 16):
                 self._damage("checksum mismatch")
                 continue
             kind = m.group(2)
-            try:
-                d = orjson.loads(payload)
-            except orjson.JSONDecodeError as e:
-                self._damage(f"invalid JSON: {e}")
-                continue
+            d = _fields(payload) if kind == b"trajectory" else None
+            if d is None:
+                try:
+                    d = loads(payload)
+                except orjson.JSONDecodeError as e:
+                    self._damage(f"invalid JSON: {e}")
+                    continue
             if kind != b"trajectory":
                 if kind == b"manifest" and isinstance(d, dict):
                     self.manifests.append(d)
@@ -252,9 +285,9 @@ class RunIndex:
             if not isinstance(d, dict):
                 self._damage("a trajectory record without a trajectory")
                 continue
-            rows.append(self._row(d, off, len(line)))
+            rows.append(self._row(d, start, len(line), b'"completion_ids":[' in payload))
             judge = d.get("judge")
-            if isinstance(judge, dict):
+            if judge:
                 for k, v in (judge.get("facets") or {}).items():
                     if isinstance(v, (int, float)):
                         facet_rows.append((n0 + len(rows) - 1, k, float(v)))
@@ -267,31 +300,25 @@ class RunIndex:
         if len(self.damaged) < 100:
             self.damaged.append((self.lines, why))
 
-    def _row(self, d: dict[str, Any], off: int, ln: int) -> tuple[Any, ...]:
+    def _row(self, d: dict[str, Any], off: int, ln: int, tokens: bool) -> tuple[Any, ...]:
         m = d.get("metrics") or {}
         judge = d.get("judge")
         status = d.get("status", "ok")
-        flags = (F_TOP if d.get("parent_id") is None else 0) | (F_TRAINABLE if d.get("trainable", True) else 0)
+        parent = d.get("parent_id")
+        flags = (F_TOP if parent is None else 0) | (F_TRAINABLE if d.get("trainable", True) else 0)
         if d.get("error"):
             flags |= F_ERROR
-        comps = d.get("completions") or ()
-        if any(c.get("completion_ids") is not None for c in comps if isinstance(c, dict)):
+        if tokens:
             flags |= F_TOKENS
-
-        def f(k: str) -> float:
-            v = m.get(k, 0.0)
-            return float(v) if isinstance(v, (int, float)) else 0.0
-
+        outcome = judge.get("outcome", "ok") if isinstance(judge, dict) else None
         reward = d.get("reward", 0.0)
         return (
             off, ln, float(reward) if isinstance(reward, (int, float)) else float("nan"),
-            STATUSES.index(status) if status in STATUSES else -1,
-            self.envs.code(str(d.get("env_id", ""))), self.roles.code(str(d.get("role", "main"))),
-            JUDGE_OUTCOMES.index(judge.get("outcome", "ok")) if isinstance(judge, dict)
-            and judge.get("outcome", "ok") in JUDGE_OUTCOMES else -1,
-            flags, id_hash(str(d.get("id", ""))), id_hash(d.get("parent_id")), id_hash(str(d.get("task_id", ""))),
-            int(d.get("sample_index", 0) or 0), f("turns"), f("tool_calls"), f("wall_s"), f("model_time_s"),
-            len(d.get("children") or ()),
+            _STATUS_CODE.get(status, -1), self.envs.code(str(d.get("env_id", ""))),
+            self.roles.code(str(d.get("role", "main"))), _JUDGE_CODE.get(outcome, -1), flags,
+            id_hash(str(d.get("id", ""))), id_hash(parent), id_hash(str(d.get("task_id", ""))),
+            int(d.get("sample_index", 0) or 0), _f(m, "turns"), _f(m, "tool_calls"), _f(m, "wall_s"),
+            _f(m, "model_time_s"), len(d.get("children") or ()),
         )
 
     def _append(self, rows: list[tuple[Any, ...]], facet_rows: list[tuple[int, str, float]]) -> None:
