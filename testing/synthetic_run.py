@@ -28,7 +28,7 @@ def _text(rng: random.Random, words: int) -> str:
 
 
 def _episode(i: int, rng: random.Random, group_size: int, pad: int, inject: str, tokens: bool) -> Trajectory:
-    env = ENVS[i % len(ENVS)]
+    env = ENVS[(i // group_size) % len(ENVS)]  # a group is one task of one env
     mark = inject if inject and i % 7 == 0 else ""
     task = f"task-{i // group_size:07d}{mark}"
     status = "error" if i % 53 == 0 else "truncated" if i % 31 == 0 else "ok"

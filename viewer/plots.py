@@ -19,7 +19,7 @@ import numpy as np
 
 from .index import F_TOP, RunIndex
 
-__all__ = ["render_plots", "save_plots"]
+__all__ = ["pass_at_k_curves", "render_plots", "save_plots"]
 
 MAX_LATENCY_EPISODES = 5000
 MAX_GROUPS_SHOWN = 40
@@ -86,22 +86,14 @@ def render_plots(index: RunIndex, *, success: float = 1.0) -> list[dict[str, Any
     a2.set_ylabel("reward")
     out.append({"name": "reward_by_group", "title": "reward per group", "png": _png(fig)})
 
-    from ..rollout.groups import pass_at_k
-
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for e in envs:
-        sel = env == e
-        u, i2, n = np.unique(task[sel], return_inverse=True, return_counts=True)
-        c = np.bincount(i2, weights=(reward[sel] >= success).astype(float)).astype(int)
-        kmax = int(n.min())
-        ks = list(range(1, kmax + 1))
-        ax.plot(ks, [float(np.mean([pass_at_k(int(nn), int(cc), k) for nn, cc in zip(n, c)])) for k in ks],
-                marker="o", label=names[e] or "(no env)")
+    for name, curve in pass_at_k_curves(index, success).items():
+        ax.plot([k for k, _ in curve], [v for _, v in curve], marker="o", label=name or "(no env)")
     ax.set_xlabel("k")
     ax.set_ylabel(f"pass@k (reward ≥ {success:g})")
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=8)
-    ax.set_title("pass@k per env (k up to the smallest group)")
+    ax.set_title("pass@k per env (mean over groups of at least k samples)")
     out.append({"name": "pass_at_k", "title": "pass@k", "png": _png(fig)})
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -119,6 +111,25 @@ def render_plots(index: RunIndex, *, success: float = 1.0) -> list[dict[str, Any
     ax.set_title(f"model-call latency ({len(lat)} calls" + (f", sampled from {sampled} episodes)" if sampled < len(top)
                                                           else ")"))
     out.append({"name": "model_latency", "title": "model-call latency histogram", "png": _png(fig)})
+    return out
+
+
+def pass_at_k_curves(index: RunIndex, success: float = 1.0) -> dict[str, list[tuple[int, float]]]:
+    """Per env: ``[(k, mean unbiased pass@k over the tasks with at least k top-level samples)]``."""
+    from ..rollout.groups import pass_at_k
+
+    top = np.flatnonzero(index.col("flags") & F_TOP)
+    env, task = index.col("env")[top], index.col("taskh")[top]
+    solved = index.col("reward")[top] >= success
+    out: dict[str, list[tuple[int, float]]] = {}
+    for e in sorted(set(env.tolist())):
+        sel = env == e
+        _, inv, n = np.unique(task[sel], return_inverse=True, return_counts=True)
+        c = np.bincount(inv, weights=solved[sel].astype(float)).astype(int)
+        out[index.envs.names[e]] = [
+            (k, float(np.mean([pass_at_k(int(nn), int(cc), k) for nn, cc in zip(n, c) if nn >= k])))
+            for k in range(1, int(n.max()) + 1)
+        ]
     return out
 
 
