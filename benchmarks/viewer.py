@@ -11,7 +11,8 @@ Arms (each in its own process, measured from outside):
 
 * ``view``: the real ``swarmgym view FILE`` process. ``first_page_s``: from starting the process until an
   HTTP ``GET /api/episodes`` returned a full first page (50 rows); ``index_s``: until the whole file was
-  indexed; ``server_rss_mb``: the server's peak RSS (VmHWM) after indexing and the queries below;
+  indexed; ``startup_s``: until it printed its URL (interpreter, imports, listening);
+  ``server_rss_mb``: the server's peak RSS (VmHWM) after indexing and the queries below;
   ``query_s``: a filtered, sorted query over every row (env filter, reward descending);
   ``task_search_s``: a task-id substring search (one regex pass over the raw file); ``traj_ms``: one
   trajectory page.
@@ -49,11 +50,12 @@ TARGETS = [
 ]
 
 
-def _peak_rss_mb(pid: int) -> float:
+def _status_mb(pid: int, key: str) -> float:
+    """A memory figure of /proc/PID/status (VmHWM: peak RSS; RssAnon: current anonymous RSS), MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmHWM for pid {pid}")
+    raise RuntimeError(f"no {key} for pid {pid}")
 
 
 def make_file(path: Path, n: int) -> dict[str, Any]:
@@ -101,6 +103,7 @@ def view_arm(path: Path, res: dict[str, Any]) -> None:
         if not line.startswith("swarmgym view: http://"):
             raise RuntimeError(f"viewer did not start: {line!r}")
         url = line.split()[2]
+        res["startup_s"] = round(time.perf_counter() - t0, 3)  # interpreter, imports, server listening
         while True:
             page = _get(url + "api/episodes?limit=50")
             if len(page["rows"]) == 50 or page["done"]:
@@ -124,7 +127,8 @@ def view_arm(path: Path, res: dict[str, Any]) -> None:
         t = time.perf_counter()
         _get(url + f"api/traj/{meta['rows'] // 2}")
         res["traj_ms"] = round((time.perf_counter() - t) * 1000, 1)
-        res["server_rss_mb"] = round(_peak_rss_mb(proc.pid), 1)
+        res["server_rss_mb"] = round(_status_mb(proc.pid, "VmHWM"), 1)
+        res["server_rss_anon_mb"] = round(_status_mb(proc.pid, "RssAnon"), 1)
         res["rss_bytes_per_trajectory"] = round(res["server_rss_mb"] * 1e6 / max(1, meta["rows"]), 1)
     finally:
         proc.terminate()

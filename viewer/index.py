@@ -230,7 +230,9 @@ class RunIndex:
             self.error = f"{type(e).__name__}: {e}"
             self.done = True
 
-    def _scan_once(self, chunk: int = 8 << 20) -> None:
+    def _scan_once(self, max_chunk: int = 8 << 20) -> None:
+        # small reads first, so the first page has rows within milliseconds, then big ones for throughput
+        chunk = 256 << 10
         size = self.path.stat().st_size
         if size < self.end:  # the file was cut (a resumed run trimmed it) or replaced: start over
             with self._lock:
@@ -250,6 +252,7 @@ class RunIndex:
                     cut = len(buf)
                 self._add_lines(buf[:cut], self.end)
                 f.seek(self.end)
+                chunk = min(max_chunk, chunk * 2)
 
     def _add_lines(self, buf: bytes, base: int) -> None:
         rows: list[tuple[Any, ...]] = []
@@ -459,23 +462,29 @@ class RunIndex:
             self._cache.popitem(last=False)
         return rows
 
-    def _task_substring(self, text: str, n: int) -> np.ndarray:
-        """Rows whose task id contains ``text``: one regex pass over the raw file (no parse)."""
-        import mmap
-
+    def _task_substring(self, text: str, n: int, chunk: int = 32 << 20) -> np.ndarray:
+        """Rows whose task id contains ``text``: a regex pass over the raw file in line-aligned chunks (no
+        parse, and memory bounded by the chunk; mapping the whole file would count it all as resident)."""
         needle = orjson.dumps(text)[1:-1]  # as the text appears inside a JSON string
         pat = re.compile(rb'"task_id":"(?:[^"\\]|\\.)*?' + re.escape(needle))
         out = np.zeros(n, dtype=bool)
         if n == 0:
             return out
         off = self.col("off")[:n]
-        with open(self.path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            last = -1
-            for m in pat.finditer(mm, 0, int(off[-1] + self._cols["ln"][n - 1])):
-                r = int(np.searchsorted(off, m.start(), side="right")) - 1
-                if r != last and r >= 0:
-                    out[r] = True
-                    last = r
+        end = int(off[-1] + self._cols["ln"][n - 1])
+        with open(self.path, "rb") as fh:
+            base = 0
+            while base < end:
+                buf = fh.read(min(chunk, end - base))
+                if not buf:
+                    break
+                cut = buf.rfind(b"\n") + 1 or len(buf)
+                for m in pat.finditer(buf, 0, cut):
+                    r = int(np.searchsorted(off, base + m.start(), side="right")) - 1
+                    if r >= 0:
+                        out[r] = True
+                base += cut
+                fh.seek(base)
         return out
 
     def find(self, traj_id: str) -> int | None:

@@ -98,7 +98,9 @@ def test_tree_shows_every_child_of_a_real_swarm_run(page: Any, viewer: Any, tmp_
     assert page.locator("#tree li.crit").count() >= 2  # the root and its longest child
     page.click("#tree li li >> nth=0 >> a")
     page.wait_for_selector("#conversation")
-    assert "subagent" in page.inner_text("main")
+    main_text = page.inner_text("main")
+    assert "subagent" in main_text
+    assert "run limits (manifest)" in main_text and "max_depth" in main_text  # from the real run's manifest
 
 
 def test_token_view_and_plots(page: Any, viewer: Any, run: Path) -> None:

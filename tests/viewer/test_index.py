@@ -54,6 +54,13 @@ def test_filters_match_the_store_reader(run: Path, f: Filters, keep) -> None:
     assert _ids(ix, ix.query(f)) == want
 
 
+def test_task_search_is_the_same_across_chunk_boundaries(run: Path) -> None:
+    ix = RunIndex(run).build()
+    whole = ix._task_substring("0000", ix.n)
+    assert whole.sum() > 100
+    assert (ix._task_substring("0000", ix.n, chunk=3000) == whole).all()  # ~1-2 lines per chunk
+
+
 def test_sorting(run: Path) -> None:
     ix = RunIndex(run).build()
     trajs = [t for t in read_trajectories(run) if t.parent_id is None]

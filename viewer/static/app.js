@@ -157,6 +157,8 @@
   }
   async function traj(row) {
     const t = await api.traj(row);
+    const manifest = (await api.meta()).manifest || {};
+    const limits = Object.fromEntries(Object.entries((manifest.args || {}).limits || {}).filter(([, v]) => v !== null));
     const calls = {};
     const msgs = (t.messages || []).map((m, i) => {
       const box = el("div", { class: "msg role-" + m.role },
@@ -183,6 +185,7 @@
       j ? kv("judge: " + j.outcome + " reward " + fmt(j.reward), j.facets) : null,
       j && j.outcome !== "ok" ? el("pre", { class: "err" }, JSON.stringify(j.info)) : null,
       kv("metrics (timings, counts)", t.metrics),
+      kv("run limits (manifest)", limits),
       kv("tools", Object.fromEntries((t.tools || []).map((x) => [x.name, x.description]))),
       kv("info", Object.fromEntries(Object.entries(t.info || {}).map(([k, v]) => [k, JSON.stringify(v).slice(0, 400)]))));
     app.replaceChildren(head, el("div", { class: "cols" }, el("div", { id: "conversation" }, msgs), side));
