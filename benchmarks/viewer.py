@@ -111,6 +111,7 @@ def view_arm(path: Path, res: dict[str, Any]) -> None:
             time.sleep(0.005)
         res["first_page_s"] = round(time.perf_counter() - t0, 3)
         res["first_page_rows"] = len(page["rows"])
+        res["first_page_after_listen_s"] = round(res["first_page_s"] - res["startup_s"], 3)
         while not (meta := _get(url + "api/meta"))["done"]:
             time.sleep(0.05)
         res["index_s"] = round(time.perf_counter() - t0, 2)

@@ -62,9 +62,12 @@ def chromium_path() -> str | None:
     return os.environ.get("SWARMGYM_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, driven by Playwright (which cannot download its own browser here)."""
+    """Debian's Chromium, headless, driven by Playwright (which cannot download its own browser here).
+
+    Module scope: Playwright's sync API keeps an event loop running in this thread while it is open, and
+    tests elsewhere start their own loops."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

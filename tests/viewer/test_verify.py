@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,9 +36,9 @@ def test_clean_synthetic_run_passes(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_real_swarm_run_is_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     p = tmp_path / "swarm.jsonl"
-    assert main(["run", "swarmgym/WideSearch-Swarm-v0", "--policy", "oracle", "-n", "1", "--out", str(p),
-                 "--no-live"]) == 0
-    capsys.readouterr()
+    subprocess.run([sys.executable, "-P", "-m", "swarmgym.cli", "run", "swarmgym/WideSearch-Swarm-v0", "--policy",
+                    "oracle", "-n", "1", "--out", str(p), "--no-live"], check=True, capture_output=True,
+                   cwd=tmp_path, timeout=300)
     code, counts = _report(p, capsys)
     assert code == 0, counts
     assert "orphan" not in counts and "missing_child" not in counts
