@@ -451,6 +451,8 @@ class RunIndex:
         rows = np.flatnonzero(mask)
         if sort != "row":
             keys = c[sort][rows]
+            if sort == "env":  # codes are in first-seen order: sort by name
+                keys = np.argsort(np.argsort(np.array(self.envs.names, dtype=object)))[keys]
             order = np.argsort(-keys if desc and keys.dtype.kind == "f" else keys, kind="stable")
             if desc and keys.dtype.kind != "f":
                 order = order[::-1]
@@ -493,8 +495,17 @@ class RunIndex:
         return int(hits[0]) if len(hits) else None
 
     def children(self, row: int) -> list[int]:
-        """Rows whose parent is the trajectory at ``row``."""
-        return [int(r) for r in np.flatnonzero(self.col("parh") == self._cols["idh"][row])]
+        """Rows whose parent is the trajectory at ``row`` (in file order)."""
+        n = self.n
+        key = ("children", n, self.generation)
+        hit = self._cache.get(key)
+        if hit is None:  # rows sorted by parent hash, built once per index size: a lookup is a bisection
+            order = np.argsort(self.col("parh")[:n], kind="stable")
+            hit = self._cache[key] = (order, self._cols["parh"][:n][order])
+        order, parh = hit
+        h = self._cols["idh"][row]
+        lo, hi = np.searchsorted(parh, h, side="left"), np.searchsorted(parh, h, side="right")
+        return sorted(int(r) for r in order[lo:hi])
 
 
 def _num(v: Any) -> float | None:

@@ -58,6 +58,20 @@ def _need(what: str) -> None:
     pytest.skip(f"{what}; run .ci/install-browser.sh")
 
 
+@pytest.fixture
+def require() -> Any:
+    """``require(module, what)``: import an optional module, or skip (fail under SWARMGYM_REQUIRE_REAL=1)."""
+    import importlib
+
+    def need_module(name: str, what: str) -> Any:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            _need(f"{what}: {name} is not installed")
+
+    return need_module
+
+
 def chromium_path() -> str | None:
     return os.environ.get("SWARMGYM_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 

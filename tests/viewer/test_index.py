@@ -69,6 +69,8 @@ def test_sorting(run: Path) -> None:
     assert walls == sorted(walls, reverse=True) and len(walls) == len(trajs)
     rows = ix.query(Filters(), "reward")
     assert [ix.summary(int(r))["reward"] for r in rows] == sorted(t.reward for t in trajs)
+    rows = ix.query(Filters(), "env")
+    assert [ix.summary(int(r))["env"] for r in rows] == sorted(t.env_id for t in trajs)
     with pytest.raises(ValueError, match="unknown sort key"):
         ix.query(Filters(), "bogus")
 

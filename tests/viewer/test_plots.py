@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,8 +13,8 @@ from swarmgym.testing.synthetic_run import write_synthetic_run
 from swarmgym.wire import Trajectory
 
 
-def test_plot_writes_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    image = pytest.importorskip("matplotlib.image", reason="needs the viz extra")
+def test_plot_writes_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str], require: Any) -> None:
+    image = require("matplotlib.image", "plots need the viz extra")
     p = tmp_path / "run.jsonl"
     write_synthetic_run(p, 80, tree_every=10)
     assert main(["plot", str(p), "--out", str(tmp_path / "plots")]) == 0
@@ -26,8 +27,8 @@ def test_plot_writes_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert str(files[0]) in capsys.readouterr().out
 
 
-def test_pass_at_k_curves(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib", reason="needs the viz extra")
+def test_pass_at_k_curves(tmp_path: Path, require: Any) -> None:
+    require("matplotlib", "plots need the viz extra")
     from swarmgym.viewer.index import RunIndex
     from swarmgym.viewer.plots import pass_at_k_curves
 
@@ -44,8 +45,8 @@ def test_pass_at_k_curves(tmp_path: Path) -> None:
     assert curves["B"] == [(1, 1.0), (2, 1.0)]
 
 
-def test_plot_of_an_empty_run_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("matplotlib", reason="needs the viz extra")
+def test_plot_of_an_empty_run_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str], require: Any) -> None:
+    require("matplotlib", "plots need the viz extra")
     p = tmp_path / "e.jsonl"
     TrajectoryStore(p).close()
     p.write_bytes(b"")

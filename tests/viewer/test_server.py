@@ -8,7 +8,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from swarmgym.rollout.store import read_trajectories
 from swarmgym.testing.synthetic_run import write_synthetic_run
@@ -60,9 +59,11 @@ def test_api_over_a_real_server(tmp_path: Path, viewer: Any) -> None:
     assert status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_token_pieces_come_from_a_real_tokenizer(tmp_path: Path, viewer: Any) -> None:
-    tiny = pytest.importorskip("swarmgym.training.tiny", reason="needs the hf extra")
-    tok = tiny.make_tiny_tokenizer("chatml_tools")
+def test_token_pieces_come_from_a_real_tokenizer(tmp_path: Path, viewer: Any, require: Any) -> None:
+    require("transformers", "decoding token ids needs the hf extra")
+    from swarmgym.training.tiny import make_tiny_tokenizer
+
+    tok = make_tiny_tokenizer("chatml_tools")
     tok.save_pretrained(tmp_path / "tok")
     p = tmp_path / "run.jsonl"
     write_synthetic_run(p, 10, tree_every=0, tokens_every=5)
