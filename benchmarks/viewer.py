@@ -15,7 +15,8 @@ Arms (each in its own process, measured from outside):
   ``server_rss_mb``: the server's peak RSS (VmHWM) after indexing and the queries below;
   ``query_s``: a filtered, sorted query over every row (env filter, reward descending);
   ``task_search_s``: a task-id substring search (one regex pass over the raw file); ``traj_ms``: one
-  trajectory page.
+  trajectory page; ``tree_ms``: the tree page of the episode with the most children (the first tree lookup
+  sorts the parent column once).
 * ``load_all`` (baseline: what a viewer that loads the file does — ``swarmgym show``'s path): the store's
   own ``read_trajectories`` over the first ``baseline_n`` trajectories (100,000; more would not fit the
   machine's memory next to everyone else's work). ``baseline_first_page_s`` is its time scaled to the whole
@@ -128,6 +129,11 @@ def view_arm(path: Path, res: dict[str, Any]) -> None:
         t = time.perf_counter()
         _get(url + f"api/traj/{meta['rows'] // 2}")
         res["traj_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        root = _get(url + "api/episodes?sort=nchildren&desc=1&limit=1")["rows"][0]
+        t = time.perf_counter()
+        tree = _get(url + f"api/tree/{root['row']}")
+        res["tree_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        res["tree_nodes"] = len(tree["nodes"])
         res["server_rss_mb"] = round(_status_mb(proc.pid, "VmHWM"), 1)
         res["server_rss_anon_mb"] = round(_status_mb(proc.pid, "RssAnon"), 1)
         res["rss_bytes_per_trajectory"] = round(res["server_rss_mb"] * 1e6 / max(1, meta["rows"]), 1)
