@@ -26,7 +26,7 @@ def write_html(
     tokenizer: Tokenizer | None = None, plots: bool = True,
 ) -> dict[str, Any]:
     """Write the static viewer of ``path`` to ``out``; returns what it holds (episodes, trajectories, bytes)."""
-    index = RunIndex(path).build()
+    index = RunIndex(path).build(max_top=limit)  # reads only as far as the episodes it shows
     top = np.flatnonzero(index.col("flags") & F_TOP)[:limit]
     trajs: dict[int, dict[str, Any]] = {}
     trees: dict[int, Any] = {}
@@ -60,7 +60,8 @@ def write_html(
         except ConfigError as e:  # no matplotlib: the page says so instead of failing the export
             note = str(e)
     meta = index.meta()
-    meta["note"] = (f"static export: first {len(top)} of {meta['top_level']} episodes" if len(top) < meta["top_level"]
+    partial = index.end < meta["size"]
+    meta["note"] = (f"static export of the first {len(top)} episodes (the file holds more)" if partial
                     else "static export")
     data = {"meta": meta, "rows": rows, "trajs": trajs, "trees": trees, "tokens": tokens,
             "plots": {"plots": plot_list, "note": note}}

@@ -179,6 +179,8 @@ class RunIndex:
         self._facets: dict[str, np.ndarray] = {}
         self.facet_names: list[str] = []
         self.n = 0
+        self.n_top = 0
+        self._max_top: int | None = None
         self.end = 0  # bytes indexed (always at a line boundary)
         self.lines = 0
         self.damaged: list[tuple[int, str]] = []  # (line number, reason), first 100
@@ -203,8 +205,10 @@ class RunIndex:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def build(self) -> RunIndex:
-        """Index the whole file in this thread (no following)."""
+    def build(self, max_top: int | None = None) -> RunIndex:
+        """Index the file in this thread (no following); with ``max_top``, stop once that many top-level
+        episodes are indexed (their children come before them in the file, so their trees are complete)."""
+        self._max_top = max_top
         self._scan_once()
         self.done = True
         return self
@@ -253,6 +257,8 @@ class RunIndex:
                 self._add_lines(buf[:cut], self.end)
                 f.seek(self.end)
                 chunk = min(max_chunk, chunk * 2)
+                if self._max_top is not None and self.n_top >= self._max_top:
+                    return
 
     def _add_lines(self, buf: bytes, base: int) -> None:
         rows: list[tuple[Any, ...]] = []
@@ -350,6 +356,7 @@ class RunIndex:
                     continue
                 self._facets[name] = np.full(len(self._cols["off"]), np.nan, dtype=np.float32)
             self._facets[name][r] = v
+        self.n_top += int(np.count_nonzero(self._cols["flags"][n:n + k] & F_TOP))
         self.n = n + k
         self._cache.clear()
 
@@ -364,7 +371,7 @@ class RunIndex:
         size = self.path.stat().st_size if self.path.exists() else 0
         return {
             "path": str(self.path), "size": size, "indexed_bytes": self.end, "rows": self.n,
-            "top_level": int(np.count_nonzero(self.col("flags") & F_TOP)), "done": self.done,
+            "top_level": self.n_top, "done": self.done,
             "follow": self.follow, "damaged": self.n_damaged, "damaged_lines": self.damaged[:20],
             "envs": list(self.envs.names), "roles": list(self.roles.names), "statuses": list(STATUSES),
             "facets": list(self.facet_names), "sort_keys": list(SORT_KEYS), "error": self.error,
