@@ -80,7 +80,7 @@ def make_file(path: Path, n: int) -> dict[str, Any]:
                 m = _LINE.fullmatch(ln)
                 assert m is not None
                 payload = ids.sub(b"traj_%04d\\1" % copy, m.group(3))
-                payload = tasks.sub(b"task-%02d\\1" % (copy % 100), payload)
+                payload = tasks.sub(b"task-%04d\\1" % copy, payload)  # unique (task, sample) pairs
                 batch.append(_encode("trajectory", payload))
                 written += 1
                 if written >= n:
