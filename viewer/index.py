@@ -378,8 +378,9 @@ class RunIndex:
             "manifest": self.manifests[0] if self.manifests else None, "generation": self.generation,
         }
 
-    def read(self, row: int) -> dict[str, Any]:
-        """The trajectory at ``row``, parsed (raises IndexError for a row not indexed)."""
+    def read(self, row: int, *, small: bool = False) -> dict[str, Any]:
+        """The trajectory at ``row``, parsed (raises IndexError for a row not indexed); ``small``: only its
+        small fields when the fast path applies (a table row never parses a long conversation)."""
         if not 0 <= row < self.n:
             raise IndexError(f"no row {row}: {self.n} trajectories indexed")
         off, ln = int(self._cols["off"][row]), int(self._cols["ln"][row])
@@ -391,11 +392,11 @@ class RunIndex:
         m = _LINE.fullmatch(line)
         if m is None:  # the file changed under us (rewritten): say so rather than show another line
             raise StoreError(f"{self.path} changed since it was indexed (row {row}); reload the viewer")
-        return orjson.loads(m.group(3))
+        return (small and _fields(m.group(3))) or orjson.loads(m.group(3))
 
     def summary(self, row: int, d: dict[str, Any] | None = None) -> dict[str, Any]:
         """The table row of one trajectory (ids from the line, figures from the columns)."""
-        d = self.read(row) if d is None else d
+        d = self.read(row, small=True) if d is None else d
         c = self._cols
         judge = d.get("judge") or {}
         return {
@@ -453,7 +454,7 @@ class RunIndex:
             mask &= (c["flags"] & F_ERROR) != 0
             needle = f.error.lower()
             for r in np.flatnonzero(mask):
-                if needle not in (self.read(int(r)).get("error") or "").lower():
+                if needle not in (self.read(int(r), small=True).get("error") or "").lower():
                     mask[r] = False
         rows = np.flatnonzero(mask)
         if sort != "row":

@@ -39,7 +39,7 @@ def tree_view(index: RunIndex, row: int) -> dict[str, Any]:
         if len(nodes) >= MAX_TREE_NODES:
             truncated = True
             break
-        d = index.read(r)
+        d = index.read(r, small=True)  # metrics and ids only: never parse a child's whole conversation
         s = index.summary(r, d)
         s.update(parent=parent, depth=depth, length=_length(d), kids=[])
         nodes.append(s)
