@@ -1,6 +1,7 @@
 """The ``swarmgym`` command.
 
-Subcommands: ``envs``, ``run``, ``show``, ``fake-server``, ``gateway``, ``bench``, ``sandbox {build,ls,gc}``. Errors are
+Subcommands: ``envs``, ``run``, ``show``, ``fake-server``, ``gateway``, ``bench``, ``sandbox {build,ls,gc}``,
+``view``, ``verify``, ``plot``. Errors are
 one clear line (exit 2 for errors a user can fix, 1 otherwise) unless ``--debug`` shows the traceback.
 Heavy modules load inside each subcommand, so ``swarmgym --help`` is instant.
 """
@@ -298,6 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="run a benchmark (overhead, sandbox, judges, rollout, swarm, tito, hf)")
     b.add_argument("name", nargs="?", default=None, help="the benchmark (omit to list them)")
 
+    from .viewer.cli import add_subcommands as add_viewer_subcommands
+
+    add_viewer_subcommands(sub)  # view, verify, plot
+
     sb = sub.add_parser("sandbox", help="build, list or garbage-collect sandboxes")
     sb.add_argument("action", choices=["build", "ls", "gc"])
     sb.add_argument("name", nargs="?", default=None, help="image name (build)")
@@ -349,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
             from .gateway.cli import run as run_gateway
 
             return run_gateway(args)
+        if args.command in ("view", "verify", "plot"):
+            from .viewer.cli import run_subcommand
+
+            return run_subcommand(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

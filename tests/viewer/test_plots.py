@@ -1,0 +1,54 @@
+"""`swarmgym plot`: PNGs a real decoder reads back; pass@k equals the rollout package's own formula."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from swarmgym.cli import main
+from swarmgym.rollout.store import TrajectoryStore
+from swarmgym.testing.synthetic_run import write_synthetic_run
+from swarmgym.wire import Trajectory
+
+
+def test_plot_writes_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str], require: Any) -> None:
+    image = require("matplotlib.image", "plots need the viz extra")
+    p = tmp_path / "run.jsonl"
+    write_synthetic_run(p, 80, tree_every=10)
+    assert main(["plot", str(p), "--out", str(tmp_path / "plots")]) == 0
+    files = sorted((tmp_path / "plots").glob("*.png"))
+    assert [f.stem for f in files] == sorted(
+        ["reward_by_env", "reward_by_group", "pass_at_k", "episode_latency", "model_latency"])
+    for f in files:
+        h, w, _ = image.imread(f).shape
+        assert h > 100 and w > 100
+    assert str(files[0]) in capsys.readouterr().out
+
+
+def test_pass_at_k_curves(tmp_path: Path, require: Any) -> None:
+    require("matplotlib", "plots need the viz extra")
+    from swarmgym.viewer.index import RunIndex
+    from swarmgym.viewer.plots import pass_at_k_curves
+
+    p = tmp_path / "g.jsonl"
+    with TrajectoryStore(p) as s:  # env A: task a1 1 of 4 solved, a2 0 of 2; env B: b1 2 of 2
+        for i, r in enumerate([1, 0, 0, 0]):
+            s.append(Trajectory(task_id="a1", sample_index=i, env_id="A", reward=r))
+        for i in range(2):
+            s.append(Trajectory(task_id="a2", sample_index=i, env_id="A", reward=0.0))
+            s.append(Trajectory(task_id="b1", sample_index=i, env_id="B", reward=1.0))
+        s.append(Trajectory(task_id="a1", env_id="A", parent_id="x", reward=1.0))  # children never count
+    curves = pass_at_k_curves(RunIndex(p).build())
+    assert curves["A"] == [(1, (0.25 + 0.0) / 2), (2, (0.5 + 0.0) / 2), (3, 0.75), (4, 1.0)]
+    assert curves["B"] == [(1, 1.0), (2, 1.0)]
+
+
+def test_plot_of_an_empty_run_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str], require: Any) -> None:
+    require("matplotlib", "plots need the viz extra")
+    p = tmp_path / "e.jsonl"
+    TrajectoryStore(p).close()
+    p.write_bytes(b"")
+    assert main(["plot", str(p), "--out", str(tmp_path / "o")]) == 1
+    assert "nothing to plot" in capsys.readouterr().err
