@@ -96,6 +96,8 @@ class Gateway:
         idle_s: with ``on_close``, close an episode whose key made no call for this many seconds.
         on_close: called (sync or async) with each trajectory closed by the idle reaper or by :meth:`close`.
         policy_timeout_s: bound on one upstream call (the agent gets a 504 after it).
+        unix_path: also serve on this unix socket (mode 0666), e.g. for a sandbox without network that
+            gets the socket bound in (see :mod:`swarmgym.envs.blackbox`).
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class Gateway:
         idle_s: float | None = None,
         on_close: OnClose | None = None,
         policy_timeout_s: float | None = None,
+        unix_path: str | None = None,
     ) -> None:
         self.policy = policy
         if models is None:
@@ -122,6 +125,7 @@ class Gateway:
         self.idle_s = idle_s
         self.on_close = on_close
         self.policy_timeout_s = policy_timeout_s
+        self.unix_path = unix_path
         self._episodes: dict[str, Episode] = {}
         self._closed_keys: set[str] = set()
         self._runner: web.BaseRunner | None = None
@@ -159,6 +163,11 @@ class Gateway:
         runner = web.ServerRunner(server, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         await web.SockSite(runner, sock, backlog=2048).start()
+        if self.unix_path is not None:
+            import os
+
+            await web.UnixSite(runner, self.unix_path).start()
+            os.chmod(self.unix_path, 0o666)  # sandboxes run as an unprivileged user
         self._runner = runner
         if self.idle_s is not None and self.on_close is not None:
             self._reaper = asyncio.get_running_loop().create_task(self._reap())

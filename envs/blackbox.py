@@ -1,0 +1,496 @@
+"""``BlackBoxEnv``: an episode is one run of an outside agent program, recorded through the LLM gateway.
+
+The program is anything that talks to an OpenAI-compatible URL (a script using the official ``openai``
+client, a shell script using curl, a coding CLI). Per episode it gets:
+
+* the task prompt on stdin and in ``SWARMGYM_TASK`` (``SWARMGYM_TASK_ID`` names the task);
+* ``OPENAI_BASE_URL``/``OPENAI_API_KEY``/``OPENAI_MODEL`` pointing at the env's :class:`~swarmgym.gateway.Gateway`
+  with a key of its own, so concurrent episodes never mix (``SWARMGYM_GATEWAY_URL`` repeats the URL);
+* a fresh working directory (a temporary folder on the host, or the sandbox's workspace).
+
+Every model call the program makes is answered by the run's policy (the one ``run_episode`` or the rollout
+manager hands the episode, with its pauses, budgets and version stamps) and recorded by the gateway; when
+the program ends, the episode's trajectory is rebuilt from that recording: the conversation the model saw
+last, one :class:`~swarmgym.wire.Completion` per call with the upstream's token ids and logprobs where it
+has them, and the gateway's history segments (``info["segments"]``, see :func:`swarmgym.gateway.split_segments`).
+
+The judge then scores the program's **output** (by default its stdout stands in as the final assistant
+message the judge reads, on a copy: the stored conversation stays what the model said) or its **workspace**
+(``judge_on="messages"`` leaves the trajectory as it is; a judge finds the host workspace in
+``ctx.state["workspace"]`` or the sandbox in ``ctx.sandbox``).
+
+How a program ends decides the status: exit 0 is ``ok``; a non-zero exit, a signal or a program that cannot
+start is ``error``; a program still running at ``timeout_s`` is killed with its whole process group and the
+episode is ``truncated`` (and still judged). The error names the exit and ends with the program's stderr
+tail; ``info["program"]`` keeps exit code, duration and both output tails. The run goes on either way.
+
+Sandboxed programs (``sandbox="docker"``/``"local"``) run in a sandbox from the sandbox layer with no
+network at all: the gateway also listens on a unix socket bound read-only into the sandbox, and a small
+stdlib forwarder started next to the program serves it on the sandbox's own loopback, so the program's
+``OPENAI_BASE_URL`` is a ``127.0.0.1`` address that reaches the gateway and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import anyio
+
+from ..errors import ConfigError, PolicyError
+from ..judges.base import Judge, JudgeContext
+from ..policies.base import PolicyContext
+from ..toolsets.sandbox.base import ExecResult, SandboxConfig
+from ..wire import Completion, JudgeResult, Message, SamplingParams, Task, ToolSpec, Trajectory
+from ._program import describe_exit, run_program
+from .core import AgentEnv
+
+__all__ = ["BlackBoxEnv", "ProgramOutputJudge", "make_math_env"]
+
+TASK_FILE = ".swarmgym-task"
+"""Name of the file holding the task in a sandbox's workspace (the program's stdin is redirected from it)."""
+SANDBOX_SOCKET_DIR = "/run/swarmgym-gateway"
+_STDERR_TAIL = 2000
+_HOST_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+class ProgramOutputJudge:
+    """Scores a black-box episode on the program's stdout: the wrapped judge sees a copy of the trajectory
+    whose last message is an assistant message holding that output (stripped)."""
+
+    def __init__(self, judge: Judge) -> None:
+        self.judge = judge
+
+    async def score(self, task: Task, trajectory: Trajectory, ctx: JudgeContext) -> JudgeResult:
+        prog = trajectory.info.get("program") or {}
+        out = str(prog.get("stdout", "")).strip()
+        view = trajectory.model_copy(
+            update={"messages": [*trajectory.messages, Message(role="assistant", content=out)]}
+        )
+        return await self.judge.score(task, view, ctx)
+
+
+class _Binding:
+    """What a gateway call of one episode is answered with: the run's policy and context for it."""
+
+    __slots__ = ("policy", "pctx", "sampling", "before_call", "traj", "stop", "on_stop")
+
+    def __init__(self, policy: Any, pctx: PolicyContext, sampling: SamplingParams | None, before_call: Any,
+                 traj: Trajectory, on_stop: Any) -> None:
+        self.policy = policy
+        self.pctx = pctx
+        self.sampling = sampling  # None: the agent's own sampling parameters
+        self.before_call = before_call
+        self.traj = traj
+        self.stop: BaseException | None = None
+        self.on_stop = on_stop
+
+
+class _Dispatch:
+    """The gateway's policy: routes each call to the policy of the episode it belongs to.
+
+    One gateway serves every concurrent episode of an env, but each episode may have its own policy (the
+    rollout manager swaps versions and applies limits per episode), so the gateway's upstream is this
+    router, keyed by the gateway episode's trajectory id.
+    """
+
+    model = None
+
+    def __init__(self) -> None:
+        self.bindings: dict[str, _Binding] = {}
+
+    async def complete(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec], sampling: SamplingParams, *,
+        ctx: PolicyContext | None = None,
+    ) -> Completion:
+        b = self.bindings.get(ctx.episode_id) if ctx is not None else None
+        if b is None or ctx is None:
+            raise PolicyError("this gateway episode has no policy bound (its env episode is over)")
+        if b.stop is not None:
+            raise PolicyError("the run stopped this episode")
+        pctx = b.pctx
+        pctx.state = ctx.state  # the gateway resets it when the agent rewrites its history
+        pctx.turn = ctx.turn
+        pol = b.policy
+        if b.before_call is not None:
+            try:
+                swapped = await b.before_call(pctx)
+            except Exception as e:  # the run ended the episode (budget, staleness): stop the program too
+                b.stop = e
+                b.on_stop()
+                raise PolicyError(f"the run stopped this episode: {type(e).__name__}: {e}") from None
+            if swapped is not None:
+                pol = b.policy = swapped
+        if b.sampling is not None:
+            extra = {**sampling.extra, **b.sampling.extra}
+            sampling = b.sampling.model_copy(update={"extra": extra}) if extra else b.sampling
+        comp = await pol.complete(messages, tools, sampling, ctx=pctx)
+        if type(comp) is not Completion:
+            from ..wire import coerce_action
+
+            comp = coerce_action(comp)
+        b.traj.completions.append(comp)  # live, so per-episode token budgets see the calls as they happen
+        return comp
+
+
+class _SharedGateway:
+    """One gateway (and, for sandboxed programs, one sandbox pool) for all concurrent episodes of an env and
+    its forks: started by the first episode, stopped when the last one ends, so nothing outlives a run."""
+
+    def __init__(self, host: str, model: str, policy_timeout_s: float | None,
+                 sandbox: tuple[str, SandboxConfig, int] | None) -> None:
+        self.host = host
+        self.model = model
+        self.policy_timeout_s = policy_timeout_s
+        self.sandbox = sandbox
+        self.dispatch = _Dispatch()
+        self.gateway: Any = None
+        self.pool: Any = None
+        self.socket_dir: str | None = None
+        self.users = 0
+        self._lock: anyio.Lock | None = None
+
+    async def acquire(self) -> None:
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:
+            if self.gateway is None:
+                await self._start()
+            self.users += 1
+
+    async def _start(self) -> None:
+        from ..gateway import Gateway
+
+        unix_path = None
+        if self.sandbox is not None and self.sandbox[0] != "unsafe":
+            self.socket_dir = tempfile.mkdtemp(prefix="swarmgym-gw-")
+            os.chmod(self.socket_dir, 0o755)  # the sandbox user must reach the socket inside
+            unix_path = os.path.join(self.socket_dir, "gateway.sock")
+        gw = Gateway(self.dispatch, models=[self.model], host=self.host,  # type: ignore[arg-type]
+                     policy_timeout_s=self.policy_timeout_s, unix_path=unix_path)
+        try:
+            await gw.start()
+        except BaseException:
+            self._remove_dir()
+            raise
+        self.gateway = gw
+        if self.sandbox is not None:
+            from ..toolsets.sandbox.pool import SandboxPool
+
+            backend, cfg, size = self.sandbox
+            binds = {**cfg.binds, self.socket_dir: SANDBOX_SOCKET_DIR} if self.socket_dir else dict(cfg.binds)
+            cfg = cfg.model_copy(update={"binds": binds, "network": False})
+            self.pool = SandboxPool(backend, cfg, size=size, prewarm=0)
+
+    async def release(self) -> None:
+        assert self._lock is not None
+        with anyio.CancelScope(shield=True):
+            async with self._lock:
+                self.users -= 1
+                if self.users == 0 and self.gateway is not None:
+                    pool, self.pool = self.pool, None
+                    gw, self.gateway = self.gateway, None
+                    try:
+                        if pool is not None:
+                            await pool.close()
+                    finally:
+                        await gw.close()
+                        self._remove_dir()
+
+    def _remove_dir(self) -> None:
+        if self.socket_dir is not None:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+            self.socket_dir = None
+
+
+class BlackBoxEnv(AgentEnv):
+    """An env whose episode runs an outside agent program against the LLM gateway (see the module doc).
+
+    Args:
+        tasks: the tasks (a list or any sized, indexable task source).
+        command: the program, as an argv list (run directly) or a shell command string (run with
+            ``/bin/sh -c``; in a sandbox every command runs with bash).
+        judge: scores the episode (default: reward 0).
+        judge_on: ``"output"`` (default) scores the program's stdout as the final answer; ``"messages"``
+            scores the trajectory as recorded (and a workspace judge reads ``ctx.state["workspace"]`` or
+            ``ctx.sandbox``).
+        timeout_s: wall-clock limit of one program run; past it the program's process group is killed and
+            the episode is ``truncated``.
+        env: extra environment variables for the program (the host's environment is not passed, except
+            ``PATH``, ``LANG``, ``LC_ALL``, ``TZ`` and the CA-certificate variables for host programs).
+        files: ``{relative path: content}`` written into the working directory before the program starts.
+        model: the model name the gateway serves (``OPENAI_MODEL``); calls naming another model get a 404.
+        sampling_from: ``"agent"`` (default) answers each call with the sampling parameters the program sent;
+            ``"run"`` uses the run's ``SamplingParams`` instead (the program's ``tool_choice`` and similar
+            extras are kept), so a trainer controls temperature and length whatever the agent asks for.
+        sandbox: ``None`` (a host subprocess in a temporary folder), a backend name (``"docker"``,
+            ``"local"``) for a sandbox with no network but the gateway, or ``"unsafe"``.
+        sandbox_config: configuration of those sandboxes (``binds`` and ``network`` are set by the env).
+        sandbox_pool_size: how many sandboxes may be open at once.
+        output_limit: bytes of stdout (and of stderr) kept per run, head and tail.
+        host: interface the gateway binds for host programs.
+        policy_timeout_s: bound on one model call (the program gets a 504 after it).
+        **kwargs: passed to :class:`AgentEnv` (``env_id``, ``limits``, ``enhancers`` …).
+
+    Raises:
+        ConfigError: an empty command, an unknown ``judge_on``/``sampling_from``, or ``toolsets`` given (the
+            program brings its own tools).
+    """
+
+    def __init__(
+        self,
+        tasks: Any,
+        command: str | Sequence[str],
+        *,
+        judge: Judge | None = None,
+        judge_on: Literal["output", "messages"] = "output",
+        timeout_s: float = 300.0,
+        env: Mapping[str, str] | None = None,
+        files: Mapping[str, str | bytes] | None = None,
+        model: str = "swarmgym",
+        sampling_from: Literal["agent", "run"] = "agent",
+        sandbox: str | None = None,
+        sandbox_config: SandboxConfig | None = None,
+        sandbox_pool_size: int = 8,
+        output_limit: int = 64 * 1024,
+        host: str = "127.0.0.1",
+        policy_timeout_s: float | None = 600.0,
+        **kwargs: Any,
+    ) -> None:
+        if not command or (not isinstance(command, str) and not all(isinstance(a, str) for a in command)):
+            raise ConfigError("command must be a non-empty shell string or a list of program arguments")
+        if judge_on not in ("output", "messages"):
+            raise ConfigError(f"judge_on must be 'output' or 'messages', got {judge_on!r}")
+        if sampling_from not in ("agent", "run"):
+            raise ConfigError(f"sampling_from must be 'agent' or 'run', got {sampling_from!r}")
+        if kwargs.get("toolsets"):
+            raise ConfigError("a BlackBoxEnv's program brings its own tools; toolsets are not used")
+        if timeout_s <= 0:
+            raise ConfigError(f"timeout_s must be > 0, got {timeout_s}")
+        if sandbox is not None:
+            from ..toolsets.sandbox.factory import BACKENDS
+
+            if sandbox not in BACKENDS:
+                raise ConfigError(f"unknown sandbox backend {sandbox!r}; choose one of {', '.join(BACKENDS)}")
+        super().__init__(tasks, judge=judge, **kwargs)
+        if judge_on == "output":
+            self.judge = ProgramOutputJudge(self.judge)
+        self.command = command if isinstance(command, str) else list(command)
+        self.judge_on = judge_on
+        self.timeout_s = float(timeout_s)
+        self.program_env = dict(env or {})
+        self.files = dict(files or {})
+        self.model = model
+        self.sampling_from = sampling_from
+        self.output_limit = output_limit
+        self.backend = sandbox
+        # The socket folder's host path is only known once the gateway starts: the pool is made then.
+        box = (sandbox, sandbox_config or SandboxConfig(), sandbox_pool_size) if sandbox is not None else None
+        self._shared = _SharedGateway(host, model, policy_timeout_s, box)
+
+    @property
+    def _per_episode_setup(self) -> bool:
+        return True  # every episode needs the gateway
+
+    # ------------------------------------------------------------------ episode
+
+    async def _setup(self, ep: Any) -> None:
+        await self._shared.acquire()
+        try:
+            if self.backend is not None:
+                self.sandbox = self._shared.pool
+            await super()._setup(ep)
+        except BaseException:
+            await self._shared.release()
+            raise
+        # The gateway (and the pool) go last, after the episode's own resources: a fresh outer stack.
+        outer = contextlib.AsyncExitStack()
+        outer.push_async_callback(self._shared.release)
+        if ep.stack is not None:
+            outer.push_async_callback(ep.stack.aclose)
+        ep.stack = outer
+
+    async def astep(self, action: Any) -> Any:
+        raise ConfigError(
+            "a BlackBoxEnv episode is one run of its program, not turn by turn: run it with "
+            "swarmgym.loop.run_episode(env, policy) or a RolloutManager"
+        )
+
+    async def drive_episode(
+        self, ep: Any, policy: Any, sampling: SamplingParams, pctx: PolicyContext, before_call: Any
+    ) -> None:
+        """Run the program once against the gateway and finish the episode (called by ``run_episode``)."""
+        gw = self._shared.gateway
+        traj: Trajectory = ep.traj
+        task: Task = ep.task
+        key = gw.open_episode(task=task, role=traj.role, sample_index=traj.sample_index)
+        gkey_traj = gw.episode(key).traj
+        stop_scope = anyio.CancelScope()
+        binding = _Binding(policy, pctx, sampling if self.sampling_from == "run" else None, before_call, traj,
+                           stop_scope.cancel)
+        self._shared.dispatch.bindings[gkey_traj.id] = binding
+        prompt = _prompt_text(task)
+        env = {
+            **self.program_env,
+            "OPENAI_API_KEY": key,
+            "OPENAI_MODEL": self.model,
+            "SWARMGYM_TASK": prompt,
+            "SWARMGYM_TASK_ID": task.id,
+        }
+        res: ExecResult | None = None
+        failure: str | None = None
+        try:
+            with stop_scope:
+                if ep.ctx.sandbox is not None:
+                    res = await self._run_in_sandbox(ep.ctx.sandbox, env, prompt, gw, key)
+                else:
+                    res = await self._run_on_host(ep, env, prompt, gw)
+        except OSError as e:
+            failure = f"the agent program could not be started: {type(e).__name__}: {e}"
+        finally:
+            with anyio.CancelScope(shield=True):
+                self._shared.dispatch.bindings.pop(gkey_traj.id, None)
+                gtraj = await gw.close_episode(key, wait_s=1.0)
+                _adopt(traj, gtraj)
+        if binding.stop is not None:
+            raise binding.stop
+        status, error = "ok", failure
+        if res is not None:
+            traj.info["program"] = {
+                "exit_code": res.exit_code,
+                "timed_out": res.timed_out,
+                "duration_s": round(res.duration_s, 4),
+                "stdout": res.stdout,
+                "stderr_tail": res.stderr[-_STDERR_TAIL:],
+                "stdout_truncated": res.stdout_truncated,
+            }
+            traj.metrics["program_s"] = res.duration_s
+            note = res.note or describe_exit(res.exit_code, res.timed_out, self.timeout_s)
+            if res.timed_out or res.exit_code != 0:
+                tail = res.stderr[-_STDERR_TAIL:].strip() or "(empty)"
+                error = f"agent program {note or 'failed'}; stderr tail:\n{tail}"
+                status = "truncated" if res.timed_out else "error"
+        else:
+            status = "error"
+        await self._finish(ep, status, error)  # type: ignore[arg-type]
+
+    async def _run_on_host(self, ep: Any, env: dict[str, str], prompt: str, gw: Any) -> ExecResult:
+        work = tempfile.mkdtemp(prefix="swarmgym-bb-")
+        assert ep.stack is not None
+        ep.stack.callback(shutil.rmtree, work, True)  # after the judge, which may read the workspace
+        ep.ctx.state["workspace"] = work
+        for rel, data in self.files.items():
+            path = os.path.join(work, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data.encode() if isinstance(data, str) else data)
+        full = {k: os.environ[k] for k in _HOST_ENV_KEYS if k in os.environ}
+        full.setdefault("PATH", os.defpath)
+        full.update(HOME=work, PYTHONUNBUFFERED="1")
+        full.update(env)
+        full["OPENAI_BASE_URL"] = full["SWARMGYM_GATEWAY_URL"] = gw.base_url
+        argv = ["/bin/sh", "-c", self.command] if isinstance(self.command, str) else self.command
+        return await run_program(argv, cwd=work, env=full, stdin=prompt.encode(), timeout_s=self.timeout_s,
+                                 output_limit=self.output_limit)
+
+    async def _run_in_sandbox(self, sb: Any, env: dict[str, str], prompt: str, gw: Any, key: str) -> ExecResult:
+        await sb.write_file(TASK_FILE, prompt)
+        for rel, data in self.files.items():
+            await sb.write_file(rel, data)
+        cmd = self.command if isinstance(self.command, str) else shlex.join(self.command)
+        if self.backend == "unsafe":  # a host process: the gateway's TCP address works as it is
+            env = {**env, "OPENAI_BASE_URL": gw.base_url, "SWARMGYM_GATEWAY_URL": gw.base_url}
+            line = f"( {cmd} ) < {TASK_FILE}"
+        else:
+            sock = f"{SANDBOX_SOCKET_DIR}/gateway.sock"
+            py = sb.config.python if hasattr(sb, "config") else "python3"
+            line = (f"{shlex.quote(py)} -S -c {shlex.quote(FORWARDER)} {shlex.quote(sock)} "
+                    f"/bin/bash -c {shlex.quote(cmd)} < {TASK_FILE}")
+        return await sb.exec(line, timeout=self.timeout_s, env=env)
+
+def _prompt_text(task: Task) -> str:
+    if isinstance(task.prompt, str):
+        return task.prompt
+    import json
+
+    return json.dumps([m.to_openai() for m in task.prompt])
+
+
+def _adopt(traj: Trajectory, gtraj: Trajectory) -> None:
+    """Rebuild the env's trajectory from the gateway's recording of the same episode."""
+    traj.completions = list(gtraj.completions)
+    if gtraj.completions:
+        traj.messages = list(gtraj.messages)
+    if gtraj.tools:
+        traj.tools = list(gtraj.tools)
+    for k, v in gtraj.info.items():
+        if k != "gateway_key":
+            traj.info[k] = v
+    traj.metrics["calls"] = float(len(gtraj.completions))
+
+
+# Runs inside a sandbox without network: serves the gateway's unix socket on the sandbox's own loopback and
+# runs the program with OPENAI_BASE_URL pointing there (stdlib only; exits with the program's status).
+FORWARDER = r"""
+import os, socket, subprocess, sys, threading
+path, cmd = sys.argv[1], sys.argv[2:]
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(256)
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    try:
+        b.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+def serve(c):
+    u = socket.socket(socket.AF_UNIX)
+    try:
+        u.connect(path)
+    except OSError as e:
+        print("swarmgym forwarder: cannot reach the gateway socket:", e, file=sys.stderr)
+        c.close()
+        return
+    t = threading.Thread(target=pipe, args=(c, u), daemon=True)
+    t.start()
+    pipe(u, c)
+    t.join()
+    c.close()
+    u.close()
+def accept():
+    while True:
+        c, _ = srv.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+threading.Thread(target=accept, daemon=True).start()
+url = "http://127.0.0.1:%d/v1" % srv.getsockname()[1]
+env = dict(os.environ, OPENAI_BASE_URL=url, SWARMGYM_GATEWAY_URL=url)
+rc = subprocess.call(cmd, env=env)
+sys.exit(128 - rc if rc < 0 else rc)
+"""
+
+
+def make_math_env(*, command: str | Sequence[str] | None = None, size: int = 1000, seed: int = 0,
+                  **kwargs: Any) -> BlackBoxEnv:
+    """``swarmgym/BlackBoxMath-v0``: arithmetic solved by an outside program (default: the shipped agent
+    written with the official ``openai`` client and a calculator tool), scored on its printed answer."""
+    from .agents import agent_path
+    from .math import DEFAULT_CONFIG, TOOL_DATASETS, ReasoningGymJudge, ReasoningGymTasks
+
+    src = ReasoningGymTasks(TOOL_DATASETS, size=size, seed=seed, config=DEFAULT_CONFIG)
+    if command is None:
+        command = [sys.executable, agent_path("openai_tools_agent.py")]
+    return BlackBoxEnv(src, command, judge=kwargs.pop("judge", None) or ReasoningGymJudge(src), **kwargs)
+
