@@ -293,6 +293,7 @@ class BlackBoxEnv(AgentEnv):
         # The socket folder's host path is only known once the gateway starts: the pool is made then.
         box = (sandbox, sandbox_config or SandboxConfig(), sandbox_pool_size) if sandbox is not None else None
         self._shared = _SharedGateway(host, model, policy_timeout_s, box)
+        self._gym: tuple[_GymBridge, Any] | None = None
 
     @property
     def _per_episode_setup(self) -> bool:
@@ -316,11 +317,88 @@ class BlackBoxEnv(AgentEnv):
             outer.push_async_callback(ep.stack.aclose)
         ep.stack = outer
 
-    async def astep(self, action: Any) -> Any:
-        raise ConfigError(
-            "a BlackBoxEnv episode is one run of its program, not turn by turn: run it with "
-            "swarmgym.loop.run_episode(env, policy) or a RolloutManager"
-        )
+    # ------------------------------------------------------------------ Gym API
+    # With reset/step the caller *is* the model: reset starts the program and returns its first model call
+    # (the messages and tools it sent) as the observation; each step answers the pending call with the
+    # action and returns the next call, until the program exits and the judged episode terminates. The
+    # program runs in a background task on the env's event loop (asyncio: the sync API's loop).
+
+    def fork(self) -> BlackBoxEnv:
+        new = super().fork()
+        new._gym = None  # type: ignore[attr-defined]
+        return new  # type: ignore[return-value]
+
+    async def areset(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Start the program; the observation is its first model call (see the Gym notes above)."""
+        import asyncio
+
+        obs, info = await super().areset(**kwargs)
+        ep = self._ep
+        assert ep is not None
+        bridge = _GymBridge()
+        pctx = PolicyContext(task=ep.task, env=self, role=ep.traj.role, episode_id=ep.traj.id)
+
+        async def drive() -> None:
+            try:
+                await self.drive_episode(ep, bridge, SamplingParams(), pctx, None)
+            except Exception as e:
+                await AgentEnv.aclose_episode(self, "error", f"{type(e).__name__}: {e}")
+            finally:
+                bridge.events.put_nowait(None)
+
+        self._gym = (bridge, asyncio.get_running_loop().create_task(drive()))
+        obs, _, _, step_info = await self._gym_next()
+        return obs, {**info, **step_info}
+
+    async def astep(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        """Answer the program's pending model call with ``action`` (str, dict, Message or Completion).
+
+        Raises:
+            ConfigError: no call is waiting (reset first; or the episode is over) or the action is invalid.
+        """
+        from ..wire import coerce_action
+
+        gym = getattr(self, "_gym", None)
+        if gym is None or gym[0].pending is None:
+            raise ConfigError("no model call of the program is waiting: call reset() first (or the episode is over)")
+        try:
+            completion = coerce_action(action)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"invalid action: {e}") from e
+        fut, gym[0].pending = gym[0].pending, None
+        if not fut.done():
+            fut.set_result(completion)
+        obs, terminated, truncated, info = await self._gym_next()
+        reward = self._ep.traj.reward if (terminated or truncated) and self._ep is not None else 0.0
+        return obs, reward, terminated, truncated, info
+
+    async def _gym_next(self) -> tuple[dict[str, Any], bool, bool, dict[str, Any]]:
+        bridge = self._gym[0]
+        ev = await bridge.events.get()
+        if ev is not None:
+            messages, tools, bridge.pending = ev
+            return {"messages": tuple(messages), "tools": tuple(tools)}, False, False, {"call": bridge.calls}
+        traj = self._ep.traj if self._ep is not None else None
+        assert traj is not None
+        info: dict[str, Any] = {"status": traj.status, "calls": bridge.calls}
+        if traj.error:
+            info["error"] = traj.error
+        obs = {"messages": tuple(traj.messages), "tools": tuple(traj.tools)}
+        return obs, traj.status != "truncated", traj.status == "truncated", info
+
+    async def aclose_episode(self, status: Any = "cancelled", error: str | None = None) -> None:
+        import asyncio
+
+        gym = getattr(self, "_gym", None)
+        if gym is not None:
+            self._gym = None
+            gym[0].close()  # the program's waiting call gets an error answer instead of hanging
+            task = gym[1]
+            if not task.done():
+                task.cancel()
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wait([task])
+        await super().aclose_episode(status, error)
 
     async def drive_episode(
         self, ep: Any, policy: Any, sampling: SamplingParams, pctx: PolicyContext, before_call: Any
@@ -413,6 +491,47 @@ class BlackBoxEnv(AgentEnv):
             line = (f"{shlex.quote(py)} -S -c {shlex.quote(FORWARDER)} {shlex.quote(sock)} "
                     f"/bin/bash -c {shlex.quote(cmd)} < {TASK_FILE}")
         return await sb.exec(line, timeout=self.timeout_s, env=env)
+
+# run_episode needs only areset's _start/_setup (it drives the program itself), not the Gym bridge.
+BlackBoxEnv._areset_overridden = False
+
+
+class _GymBridge:
+    """The policy of a Gym-driven episode: each model call of the program waits for ``step``'s action."""
+
+    model = None
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.events: asyncio.Queue[Any] = asyncio.Queue()
+        self.pending: Any = None
+        self.calls = 0
+        self.closed = False
+
+    async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec], sampling: SamplingParams, *,
+                       ctx: PolicyContext | None = None) -> Completion:
+        import asyncio
+
+        if self.closed:
+            raise PolicyError("the episode was closed")
+        fut: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
+        self.calls += 1
+        self.events.put_nowait((list(messages), list(tools), fut))
+        return await fut
+
+    def close(self) -> None:
+        """Fail every call still waiting for an action (the episode ends without answering them)."""
+        self.closed = True
+        futs = [self.pending] if self.pending is not None else []
+        while not self.events.empty():
+            ev = self.events.get_nowait()
+            if ev is not None:
+                futs.append(ev[2])
+        for fut in futs:
+            if not fut.done():
+                fut.set_exception(PolicyError("the episode was closed before this call was answered"))
+
 
 def _prompt_text(task: Task) -> str:
     if isinstance(task.prompt, str):

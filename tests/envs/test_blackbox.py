@@ -210,7 +210,35 @@ async def test_registered_env_runs_the_shipped_openai_agent(upstream: FakeOpenAI
     assert all(len(t.completions) == 2 and t.env_id == "swarmgym/BlackBoxMath-v0" for t in trajs)
 
 
-async def test_sync_gym_step_and_bad_config_are_clear_errors() -> None:
+def test_gym_api_the_caller_is_the_model() -> None:
+    # reset starts the program and shows its first model call; each step answers the pending call
+    env = BlackBoxEnv([Task(id="g", prompt="Calculate 6 * 7.", answer="42")], OPENAI_AGENT, judge=ExactMatch(),
+                      model="fake-model", timeout_s=60)
+    try:
+        obs, info = env.reset(seed=0)
+        assert [m.role for m in obs["messages"]] == ["system", "user"] and obs["messages"][1].content == "Calculate 6 * 7."
+        assert [t.name for t in obs["tools"]] == ["calculator"] and info["call"] == 1
+        call = {"id": "c1", "type": "function", "function": {"name": "calculator", "arguments": '{"expression": "6*7"}'}}
+        obs, reward, term, trunc, info = env.step({"content": None, "tool_calls": [call]})
+        assert not (term or trunc) and reward == 0.0
+        assert obs["messages"][-1].role == "tool" and obs["messages"][-1].content == "42"  # the program's tool ran
+        obs, reward, term, trunc, info = env.step("\\boxed{42}")
+        assert term and not trunc and reward == 1.0 and info["status"] == "ok"
+        traj = env.trajectory
+        assert traj is not None and len(traj.completions) == 2 and traj.info["program"]["exit_code"] == 0
+        with pytest.raises(ConfigError, match="no model call"):
+            env.step("more")
+        env.reset(seed=1)
+        waiting = env.trajectory
+        env.reset(seed=2)  # a reset mid-episode ends the waiting program and starts a new one
+        assert waiting is not None and waiting.status == "cancelled" and waiting.error
+        assert env.trajectory is not waiting
+    finally:
+        env.close()
+    assert env._shared.gateway is None
+
+
+async def test_bad_config_and_step_before_reset_are_clear_errors() -> None:
     with pytest.raises(ConfigError, match="non-empty"):
         BlackBoxEnv([], [])
     with pytest.raises(ConfigError, match="judge_on"):
@@ -218,7 +246,7 @@ async def test_sync_gym_step_and_bad_config_are_clear_errors() -> None:
     with pytest.raises(ConfigError, match="sandbox backend"):
         BlackBoxEnv([], "true", sandbox="vm")
     env = BlackBoxEnv([Task(id="t", prompt="p")], "true")
-    with pytest.raises(ConfigError, match="run_episode"):
+    with pytest.raises(ConfigError, match="reset"):
         await env.astep("hi")
 
 
