@@ -35,12 +35,17 @@ _NUM_EXPR = re.compile(r"-?\d+(?:\s*[-+*/]\s*-?\d+)+")
 
 def calculator_model(req: dict[str, Any]) -> Reply | str:
     """A scripted model: first call the agent's calculator on the task's expression, then box its result."""
-    msgs = req["messages"]
-    results = [m for m in msgs if m["role"] == "tool"]
-    if not results:
+    if "messages" in req:  # chat mode
+        msgs = req["messages"]
+        results = [m["content"] for m in msgs if m["role"] == "tool"]
         user = next(m["content"] for m in reversed(msgs) if m["role"] == "user")
+    else:  # token mode: the rendered conversation's ids
+        text = tok.decode(req["prompt"])
+        results = re.findall(r"<\|im_start\|>tool\n(.*?)<\|im_end\|>", text, re.S)
+        user = re.findall(r"<\|im_start\|>user\n(.*?)<\|im_end\|>", text, re.S)[-1]
+    if not results:
         return Reply.tool("calculator", {"expression": _NUM_EXPR.search(user).group(0)}, content="Let me compute.")
-    return f"The answer is \\boxed{{{results[-1]['content']}}}."
+    return f"The answer is \\boxed{{{results[-1]}}}."
 
 
 @pytest.fixture
@@ -86,6 +91,23 @@ async def test_openai_client_agent_with_tool_calls_is_recorded_and_judged(
     assert "gateway_key" not in traj.info and traj.info["segments"] == [0]
     sent = [r.json for r in upstream.requests if r.path == "/v1/chat/completions"]
     assert len(sent) == 2 and sent[0]["tools"][0]["function"]["name"] == "calculator"
+
+
+async def test_token_mode_upstream_gives_trainable_token_exact_rows(upstream: FakeOpenAIServer) -> None:
+    from swarmgym.testing.toy_tokenizer import ToyChatTokenizer
+    from swarmgym.training.export_trl import to_trl_rollout
+
+    pol = OpenAIPolicy(upstream.base_url, "fake-model", mode="token", tokenizer=ToyChatTokenizer(), max_retries=0)
+    async with pol:
+        traj = await run_episode(env_of(OPENAI_AGENT), pol, Task(id="tm", prompt="Calculate 12 * 12.", answer="144"))
+    assert traj.status == "ok" and traj.reward == 1.0, traj.error
+    c1, c2 = traj.completions
+    assert c1.token_exact and c2.token_exact
+    # the second call's prompt extends the first call's prompt + sampled ids (then the tool turn follows)
+    assert c2.prompt_ids[: len(c1.prompt_ids) + len(c1.completion_ids)] == [*c1.prompt_ids, *c1.completion_ids]
+    rows = to_trl_rollout([traj])  # the trainer's exporter accepts it as one chained sample
+    assert rows["prompt_ids"] == [c1.prompt_ids]
+    assert sum(rows["env_mask"][0]) == len(c1.completion_ids) + len(c2.completion_ids)
 
 
 async def test_curl_shell_agent(policy: OpenAIPolicy) -> None:
