@@ -79,7 +79,8 @@ class ProgramOutputJudge:
 class _Binding:
     """What a gateway call of one episode is answered with: the run's policy and context for it."""
 
-    __slots__ = ("policy", "pctx", "sampling", "before_call", "traj", "stop", "on_stop")
+    __slots__ = ("policy", "pctx", "sampling", "before_call", "traj", "stop", "on_stop", "in_before_call",
+                 "close_request")
 
     def __init__(self, policy: Any, pctx: PolicyContext, sampling: SamplingParams | None, before_call: Any,
                  traj: Trajectory, on_stop: Any) -> None:
@@ -90,6 +91,8 @@ class _Binding:
         self.traj = traj
         self.stop: BaseException | None = None
         self.on_stop = on_stop
+        self.in_before_call = False
+        self.close_request: tuple[Any, str | None] | None = None  # an aclose_episode made from before_call
 
 
 class _Dispatch:
@@ -119,12 +122,15 @@ class _Dispatch:
         pctx.turn = ctx.turn
         pol = b.policy
         if b.before_call is not None:
+            b.in_before_call = True
             try:
                 swapped = await b.before_call(pctx)
             except Exception as e:  # the run ended the episode (budget, staleness): stop the program too
                 b.stop = e
                 b.on_stop()
                 raise PolicyError(f"the run stopped this episode: {type(e).__name__}: {e}") from None
+            finally:
+                b.in_before_call = False
             if swapped is not None:
                 pol = b.policy = swapped
         if b.sampling is not None:
@@ -294,6 +300,7 @@ class BlackBoxEnv(AgentEnv):
         box = (sandbox, sandbox_config or SandboxConfig(), sandbox_pool_size) if sandbox is not None else None
         self._shared = _SharedGateway(host, model, policy_timeout_s, box)
         self._gym: tuple[_GymBridge, Any] | None = None
+        self._binding: _Binding | None = None  # of the running program, while drive_episode runs
 
     @property
     def _per_episode_setup(self) -> bool:
@@ -326,6 +333,7 @@ class BlackBoxEnv(AgentEnv):
     def fork(self) -> BlackBoxEnv:
         new = super().fork()
         new._gym = None  # type: ignore[attr-defined]
+        new._binding = None  # type: ignore[attr-defined]
         return new  # type: ignore[return-value]
 
     async def areset(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -389,6 +397,13 @@ class BlackBoxEnv(AgentEnv):
     async def aclose_episode(self, status: Any = "cancelled", error: str | None = None) -> None:
         import asyncio
 
+        b = self._binding
+        if b is not None and b.in_before_call:
+            # The run ends the episode from inside one of the program's model calls (a budget, staleness):
+            # finishing here would tear down the gateway and workspace under the running program and the
+            # call's own request. The program is stopped first; drive_episode then finishes with this.
+            b.close_request = (status, error)
+            return
         gym = getattr(self, "_gym", None)
         if gym is not None:
             self._gym = None
@@ -413,6 +428,7 @@ class BlackBoxEnv(AgentEnv):
         binding = _Binding(policy, pctx, sampling if self.sampling_from == "run" else None, before_call, traj,
                            stop_scope.cancel)
         self._shared.dispatch.bindings[gkey_traj.id] = binding
+        self._binding = binding
         prompt = _prompt_text(task)
         env = {
             **self.program_env,
@@ -434,10 +450,9 @@ class BlackBoxEnv(AgentEnv):
         finally:
             with anyio.CancelScope(shield=True):
                 self._shared.dispatch.bindings.pop(gkey_traj.id, None)
+                self._binding = None
                 gtraj = await gw.close_episode(key, wait_s=1.0)
                 _adopt(traj, gtraj)
-        if binding.stop is not None:
-            raise binding.stop
         status, error = "ok", failure
         if res is not None:
             traj.info["program"] = {
@@ -456,7 +471,11 @@ class BlackBoxEnv(AgentEnv):
                 status = "truncated" if res.timed_out else "error"
         else:
             status = "error"
+        if binding.close_request is not None:
+            status, error = binding.close_request
         await self._finish(ep, status, error)  # type: ignore[arg-type]
+        if binding.stop is not None:
+            raise binding.stop  # what the run's before_call raised, as the plain loop would see it
 
     async def _run_on_host(self, ep: Any, env: dict[str, str], prompt: str, gw: Any) -> ExecResult:
         work = tempfile.mkdtemp(prefix="swarmgym-bb-")

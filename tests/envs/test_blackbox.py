@@ -211,6 +211,17 @@ async def test_many_concurrent_episodes_through_one_gateway_have_no_cross_talk(p
     assert env._shared.gateway is None and env._shared.users == 0  # stopped with the last episode
 
 
+async def test_run_token_budget_stops_the_program(policy: OpenAIPolicy) -> None:
+    # the manager's per-episode budget sees the calls as they happen and ends the episode at the next one
+    mgr = RolloutManager(policy, RolloutLimits(max_episodes=1, max_tokens_per_episode=3))
+    env = env_of(OPENAI_AGENT)
+    [traj] = await mgr.run(env, [Task(id="b", prompt="Calculate 2 + 2.", answer="4")])
+    assert traj.status == "truncated" and "token budget" in traj.error
+    assert traj.judge is not None and traj.judge.outcome == "ok"  # judged once, after the program stopped
+    assert env._shared.gateway is None and env._shared.users == 0
+    assert len(traj.completions) == 1 and traj.completions[0].message.tool_calls  # the call made before it
+
+
 async def test_run_sampling_overrides_the_agents(policy: OpenAIPolicy, upstream: FakeOpenAIServer) -> None:
     upstream.responder = None
     env = env_of(CURL_AGENT, sampling_from="run")
