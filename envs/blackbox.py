@@ -625,10 +625,11 @@ def make_math_env(*, command: str | Sequence[str] | None = None, size: int = 100
     """``swarmgym/BlackBoxMath-v0``: arithmetic solved by an outside program (default: the shipped agent
     written with the official ``openai`` client and a calculator tool), scored on its printed answer."""
     from .agents import agent_path
-    from .math import DEFAULT_CONFIG, TOOL_DATASETS, ReasoningGymJudge, ReasoningGymTasks
+    from .math import DEFAULT_CONFIG, TOOL_DATASETS, ReasoningGymJudge, ReasoningGymTasks, _tool_oracle
 
     src = ReasoningGymTasks(TOOL_DATASETS, size=size, seed=seed, config=DEFAULT_CONFIG)
     if command is None:
         command = [sys.executable, agent_path("openai_tools_agent.py")]
+    kwargs.setdefault("oracle", _tool_oracle)  # calls the agent's calculator, then boxes its result
     return BlackBoxEnv(src, command, judge=kwargs.pop("judge", None) or ReasoningGymJudge(src), **kwargs)
 

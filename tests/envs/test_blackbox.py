@@ -299,3 +299,20 @@ async def test_workspace_judge_reads_files_the_program_wrote(policy: OpenAIPolic
     traj = await run_episode(env, policy, Task(id="w", prompt="p", answer="hello world"))
     assert traj.status == "ok" and traj.reward == 1.0
     assert not Path(seen[0]).parent.exists()  # the workspace is removed after the judge
+
+
+def test_cli_run_with_the_oracle_through_the_gateway(tmp_path: Path) -> None:
+    # `swarmgym run` as users run it: the oracle answers the shipped openai-client agent's calls
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", "swarmgym.cli", "run", "swarmgym/BlackBoxMath-v0", "--policy", "oracle", "-n", "3",
+         "--no-live", "--json", "--out", str(tmp_path / "t.jsonl")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=240,
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["mean_reward"] == 1.0 and summary["counters"]["model_calls"] == 6
+    records = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    trajs = [r["data"] for r in records if r["kind"] != "manifest"]
+    assert len(trajs) == 3 and all(t["info"]["program"]["exit_code"] == 0 for t in trajs)
