@@ -14,6 +14,10 @@ the program ends, the episode's trajectory is rebuilt from that recording: the c
 last, one :class:`~swarmgym.wire.Completion` per call with the upstream's token ids and logprobs where it
 has them, and the gateway's history segments (``info["segments"]``, see :func:`swarmgym.gateway.split_segments`).
 
+A program that starts sub-agents gives each the key ``$OPENAI_API_KEY~NAME`` (``~NAME~SUB`` one level down):
+their calls are answered by the same policy and come back as a tree of ``role="subagent"`` trajectories in
+``info["subagent_trajectories"]`` (read them with :func:`subagent_trajectories`).
+
 The judge then scores the program's **output** (by default its stdout stands in as the final assistant
 message the judge reads, on a copy: the stored conversation stays what the model said) or its **workspace**
 (``judge_on="messages"`` leaves the trajectory as it is; a judge finds the host workspace in
@@ -51,7 +55,7 @@ from ..wire import Completion, JudgeResult, Message, SamplingParams, Task, ToolS
 from ._program import describe_exit, run_program
 from .core import AgentEnv
 
-__all__ = ["BlackBoxEnv", "ProgramOutputJudge", "make_math_env"]
+__all__ = ["BlackBoxEnv", "ProgramOutputJudge", "make_math_env", "subagent_trajectories"]
 
 TASK_FILE = ".swarmgym-task"
 """Name of the file holding the task in a sandbox's workspace (the program's stdin is redirected from it)."""
@@ -107,19 +111,29 @@ class _Dispatch:
 
     def __init__(self) -> None:
         self.bindings: dict[str, _Binding] = {}
+        self.gateway: Any = None
 
     async def complete(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec], sampling: SamplingParams, *,
         ctx: PolicyContext | None = None,
     ) -> Completion:
-        b = self.bindings.get(ctx.episode_id) if ctx is not None else None
-        if b is None or ctx is None:
+        if ctx is None:
+            raise PolicyError("the gateway called without a context")
+        b = self.bindings.get(ctx.episode_id)
+        sub = b is None  # a sub-agent's call: answered for the episode at the root of its tree
+        if sub and self.gateway is not None:
+            b = self.bindings.get(self.gateway.root_of(ctx.episode_id) or "")
+        if b is None:
             raise PolicyError("this gateway episode has no policy bound (its env episode is over)")
         if b.stop is not None:
             raise PolicyError("the run stopped this episode")
-        pctx = b.pctx
-        pctx.state = ctx.state  # the gateway resets it when the agent rewrites its history
-        pctx.turn = ctx.turn
+        if sub:
+            pctx = PolicyContext(task=b.pctx.task, env=b.pctx.env, role=ctx.role, episode_id=ctx.episode_id,
+                                 state=ctx.state, turn=ctx.turn, side_call=b.pctx.side_call)
+        else:
+            pctx = b.pctx
+            pctx.state = ctx.state  # the gateway resets it when the agent rewrites its history
+            pctx.turn = ctx.turn
         pol = b.policy
         if b.before_call is not None:
             b.in_before_call = True
@@ -141,7 +155,8 @@ class _Dispatch:
             from ..wire import coerce_action
 
             comp = coerce_action(comp)
-        b.traj.completions.append(comp)  # live, so per-episode token budgets see the calls as they happen
+        if not sub:
+            b.traj.completions.append(comp)  # live, so per-episode token budgets see the calls as they happen
         return comp
 
 
@@ -185,7 +200,7 @@ class _SharedGateway:
         except BaseException:
             self._remove_dir()
             raise
-        self.gateway = gw
+        self.gateway = self.dispatch.gateway = gw
         if self.sandbox is not None:
             from ..toolsets.sandbox.pool import SandboxPool
 
@@ -451,8 +466,8 @@ class BlackBoxEnv(AgentEnv):
             with anyio.CancelScope(shield=True):
                 self._shared.dispatch.bindings.pop(gkey_traj.id, None)
                 self._binding = None
-                gtraj = await gw.close_episode(key, wait_s=1.0)
-                _adopt(traj, gtraj)
+                gtraj, *subs = await gw.close_tree(key, wait_s=1.0)
+                _adopt(traj, gtraj, subs)
         status, error = "ok", failure
         if res is not None:
             traj.info["program"] = {
@@ -560,8 +575,9 @@ def _prompt_text(task: Task) -> str:
     return json.dumps([m.to_openai() for m in task.prompt])
 
 
-def _adopt(traj: Trajectory, gtraj: Trajectory) -> None:
-    """Rebuild the env's trajectory from the gateway's recording of the same episode."""
+def _adopt(traj: Trajectory, gtraj: Trajectory, subs: Sequence[Trajectory] = ()) -> None:
+    """Rebuild the env's trajectory from the gateway's recording of the same episode (and of the sub-agents
+    the program started, kept in ``info["subagent_trajectories"]``: see :func:`subagent_trajectories`)."""
     traj.completions = list(gtraj.completions)
     if gtraj.completions:
         traj.messages = list(gtraj.messages)
@@ -571,6 +587,23 @@ def _adopt(traj: Trajectory, gtraj: Trajectory) -> None:
         if k != "gateway_key":
             traj.info[k] = v
     traj.metrics["calls"] = float(len(gtraj.completions))
+    if subs:
+        ids = {gtraj.id: traj.id}
+        kept = []
+        for t in subs:
+            t.parent_id = ids.get(t.parent_id or "", t.parent_id)
+            t.env_id, t.group_id = traj.env_id, traj.group_id
+            t.info.pop("gateway_key", None)
+            t.metrics["calls"] = float(len(t.completions))
+            kept.append(t.model_dump(mode="json"))
+        traj.info["subagent_trajectories"] = kept
+        traj.metrics["subagent_calls"] = float(sum(len(t.completions) for t in subs))
+
+
+def subagent_trajectories(traj: Trajectory) -> list[Trajectory]:
+    """The sub-agent trajectories of a black-box episode (a program that gave its sub-agents keys
+    ``$OPENAI_API_KEY~NAME``), as Trajectories whose ``parent_id`` points into the tree."""
+    return [Trajectory.model_validate(d) for d in traj.info.get("subagent_trajectories", ())]
 
 
 # Runs inside a sandbox without network: serves the gateway's unix socket on the sandbox's own loopback and

@@ -20,6 +20,11 @@ messages are not the previous request's messages plus the previous reply, the ga
 (``traj.info["segments"]`` lists the index of each segment's first completion) and gives the policy a fresh
 per-episode state, so a token-mode policy re-renders the prompt instead of extending ids that no longer
 match the conversation.
+
+Sub-agents: an agent that starts sub-agents gives each the key ``KEY~NAME`` (its own key, a tilde, any
+name). The first call with such a key opens a child episode under the episode of ``KEY`` (``role
+"subagent"``, ``parent_id`` set, listed in the parent's ``children``), so the calls of one agent tree come
+back as a tree of trajectories (:meth:`Gateway.close_tree`). Only a holder of the parent's key can do this.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ if TYPE_CHECKING:
 __all__ = ["Gateway", "Episode", "split_segments"]
 
 _JSON_CT = {"Content-Type": "application/json"}
+SUBAGENT_SEP = "~"
+"""A key ``PARENT~NAME`` opens a sub-agent episode under the open episode of ``PARENT`` on its first call."""
 _MESSAGE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name", "reasoning_content")
 # Request fields forwarded to the policy as SamplingParams.extra (the rest are handled or ignored).
 _EXTRA_KEYS = (
@@ -73,6 +80,8 @@ class Episode:
     expected: list[tuple[Any, ...]] | None = None  # normalised previous messages + reply
     inflight: int = 0
     closed: bool = False
+    root_id: str = ""  # trajectory id of the top episode of this episode's tree
+    child_keys: list[str] = field(default_factory=list)
 
 
 class _HTTPError(Exception):
@@ -127,6 +136,7 @@ class Gateway:
         self.policy_timeout_s = policy_timeout_s
         self.unix_path = unix_path
         self._episodes: dict[str, Episode] = {}
+        self._roots: dict[str, str] = {}  # trajectory id of an open episode -> its tree's root trajectory id
         self._closed_keys: set[str] = set()
         self._runner: web.BaseRunner | None = None
         self._reaper: asyncio.Task[None] | None = None
@@ -232,6 +242,7 @@ class Gateway:
             role=role,
             info={**(info or {}), "gateway_key": key, "segments": [0]},
         )
+        root_id = traj.id
         if parent_key is not None:
             parent = self._episodes.get(parent_key)
             if parent is None:
@@ -239,8 +250,32 @@ class Gateway:
             traj.parent_id = parent.traj.id
             traj.trainable = role == "main"
             parent.traj.children.append(traj.id)
-        self._episodes[key] = Episode(key, traj, task, last_seen=time.monotonic())
+            parent.child_keys.append(key)
+            root_id = parent.root_id
+        self._episodes[key] = Episode(key, traj, task, last_seen=time.monotonic(), root_id=root_id)
+        self._roots[traj.id] = root_id
         return key
+
+    def root_of(self, trajectory_id: str) -> str | None:
+        """The root trajectory id of the open episode whose trajectory has this id (None when not open)."""
+        return self._roots.get(trajectory_id)
+
+    async def close_tree(self, key: str, *, wait_s: float = 5.0) -> list[Trajectory]:
+        """Close the episode of ``key`` and every sub-agent episode under it; returns ``[its trajectory,
+        *descendants]`` (children before grandchildren).
+
+        Raises:
+            KeyError: no open episode has this key.
+        """
+        ep = self._episodes.get(key)
+        if ep is None:
+            raise KeyError(f"no open episode with key {key!r}")
+        keys, i = [key], 0
+        while i < len(keys):
+            e = self._episodes.get(keys[i])
+            keys.extend(k for k in (e.child_keys if e is not None else ()) if k in self._episodes)
+            i += 1
+        return [await self.close_episode(k, wait_s=wait_s) for k in keys]
 
     def episode(self, key: str) -> Episode | None:
         """The open episode of ``key`` (None when unknown or closed)."""
@@ -266,6 +301,7 @@ class Gateway:
         while ep.inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
         del self._episodes[key]
+        self._roots.pop(ep.traj.id, None)
         self._closed_keys.add(key)
         ep.closed = True
         if ep.inflight:
@@ -341,6 +377,13 @@ class Gateway:
         ep = self._episodes.get(key)
         if ep is not None:
             return ep
+        parent_key, sep, _ = key.rpartition(SUBAGENT_SEP)
+        if sep and key not in self._closed_keys and parent_key in self._episodes:
+            # A sub-agent of an open episode: its key is the parent's key + "~" + any name (see module doc).
+            parent = self._episodes[parent_key]
+            self.open_episode(parent.traj.task_id, key=key, task=parent.task, parent_key=parent_key,
+                              role="subagent", sample_index=parent.traj.sample_index)
+            return self._episodes[key]
         if key in self._closed_keys:
             raise _HTTPError(
                 409,

@@ -222,6 +222,31 @@ async def test_run_token_budget_stops_the_program(policy: OpenAIPolicy) -> None:
     assert len(traj.completions) == 1 and traj.completions[0].message.tool_calls  # the call made before it
 
 
+async def test_sub_agents_with_derived_keys_come_back_as_a_tree(policy: OpenAIPolicy,
+                                                                 upstream: FakeOpenAIServer) -> None:
+    from swarmgym.envs.blackbox import subagent_trajectories
+
+    upstream.responder = None  # echo
+    ask = ('curl -sS --fail-with-body "$OPENAI_BASE_URL/chat/completions" -H "Authorization: Bearer $1" '
+           '-H "Content-Type: application/json" -d "{\\"model\\": \\"$OPENAI_MODEL\\", '
+           '\\"messages\\": [{\\"role\\": \\"user\\", \\"content\\": \\"$2\\"}]}" > /dev/null')
+    cmd = (f'ask() {{ {ask}; }}; K="$OPENAI_API_KEY"; '
+           'ask "$K~a" sub-a & ask "$K~b" sub-b & wait; ask "$K~a~deep" sub-a-deep; ask "$K~a" sub-a-again; '
+           "ask \"$K\" root; printf '%s\\n' '\\boxed{tree}'")
+    traj = await run_episode(env_of(["/bin/bash", "-c", cmd]), policy, Task(id="tree", prompt="p", answer="tree"))
+    assert traj.status == "ok" and traj.reward == 1.0, traj.error
+    assert len(traj.completions) == 1 and traj.messages[-1].content == "root"
+    subs = {t.messages[0].content: t for t in subagent_trajectories(traj)}
+    assert sorted(subs) == ["sub-a-again", "sub-a-deep", "sub-b"]  # (each one's last conversation)
+    a, b, deep = subs["sub-a-again"], subs["sub-b"], subs["sub-a-deep"]
+    assert a.parent_id == b.parent_id == traj.id and deep.parent_id == a.id and a.children == [deep.id]
+    assert [m.content for m in a.messages] == ["sub-a-again", "sub-a-again"]
+    assert a.info["segment_messages"][0][0]["content"] == "sub-a"  # its first call, before the new one
+    assert len(a.completions) == 2 and a.info["history_rewritten"]  # a fresh conversation: a new segment
+    assert all(t.role == "subagent" and not t.trainable and t.task_id == "tree" for t in subs.values())
+    assert traj.metrics["subagent_calls"] == 4.0
+
+
 async def test_run_sampling_overrides_the_agents(policy: OpenAIPolicy, upstream: FakeOpenAIServer) -> None:
     upstream.responder = None
     env = env_of(CURL_AGENT, sampling_from="run")
