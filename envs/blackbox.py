@@ -159,6 +159,17 @@ class _Dispatch:
             b.traj.completions.append(comp)  # live, so per-episode token budgets see the calls as they happen
         return comp
 
+    async def complete_text(self, prompt: Any, sampling: SamplingParams, *, ctx: PolicyContext | None = None
+                            ) -> Completion:
+        """``/v1/completions`` for the episode's policy, when it serves text completions (OpenAIPolicy does)."""
+        b = self.bindings.get(ctx.episode_id) if ctx is not None else None
+        if b is None and ctx is not None and self.gateway is not None:
+            b = self.bindings.get(self.gateway.root_of(ctx.episode_id) or "")
+        fn = getattr(b.policy, "complete_text", None) if b is not None else None
+        if fn is None:
+            raise PolicyError("this episode's policy serves chat completions only; use /v1/chat/completions")
+        return await fn(prompt, b.sampling or sampling, ctx=ctx)
+
 
 class _SharedGateway:
     """One gateway (and, for sandboxed programs, one sandbox pool) for all concurrent episodes of an env and
@@ -579,7 +590,7 @@ def _adopt(traj: Trajectory, gtraj: Trajectory, subs: Sequence[Trajectory] = ())
     """Rebuild the env's trajectory from the gateway's recording of the same episode (and of the sub-agents
     the program started, kept in ``info["subagent_trajectories"]``: see :func:`subagent_trajectories`)."""
     traj.completions = list(gtraj.completions)
-    if gtraj.completions:
+    if gtraj.completions and gtraj.messages:
         traj.messages = list(gtraj.messages)
     if gtraj.tools:
         traj.tools = list(gtraj.tools)

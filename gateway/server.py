@@ -42,7 +42,7 @@ from ..errors import PolicyError, PolicyHTTPError, PolicyTimeoutError
 from ..policies._http import json_dumps, json_loads
 from ..policies.base import Policy, PolicyContext
 from ..wire import Completion, Message, SamplingParams, Task, ToolCall, ToolSpec, Trajectory, new_id
-from ._openai import SSE_HEADERS, error_body, sse_body
+from ._openai import SSE_HEADERS, error_body, sse_body, text_sse_body
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -347,6 +347,10 @@ class Gateway:
                 if key is None:
                     key = _bearer(request.headers.get("Authorization"))
                 return await self._chat(request, key)
+            if path == "/v1/completions" and request.method == "POST":
+                if key is None:
+                    key = _bearer(request.headers.get("Authorization"))
+                return await self._text(request, key)
             raise _HTTPError(404, f"no route {request.method} {path}", "invalid_request_error")
         except _HTTPError as e:
             self.errors += 1
@@ -401,10 +405,8 @@ class Gateway:
             code="invalid_api_key",
         )
 
-    async def _chat(self, request: web.BaseRequest, key: str | None) -> web.StreamResponse:
-        from aiohttp import web
-
-        ep = self._resolve(key)
+    async def _read(self, request: web.BaseRequest) -> tuple[dict[str, Any], str]:
+        """The request's JSON object and its (served) model name, or the OpenAI-style 4xx."""
         try:
             req = json_loads(await request.read())
         except ValueError as e:
@@ -424,6 +426,86 @@ class Gateway:
             )
         if (req.get("n") or 1) != 1:
             raise _HTTPError(400, "the gateway answers n=1 only", "invalid_request_error", param="n")
+        return req, model
+
+    async def _call(self, ep: Episode, coro: Any) -> Completion:
+        """Await the policy for ``ep``, mapping its failures to gateway errors (504 / upstream status / 502)."""
+        ep.inflight += 1
+        ep.last_seen = time.monotonic()
+        try:
+            if self.policy_timeout_s is not None:
+                return await asyncio.wait_for(coro, self.policy_timeout_s)
+            return await coro
+        except (PolicyTimeoutError, asyncio.TimeoutError) as e:
+            raise _HTTPError(504, f"the upstream model timed out: {e}", "upstream_error") from None
+        except PolicyHTTPError as e:
+            status = e.status if 400 <= e.status < 600 else 502
+            raise _HTTPError(status, f"upstream: {e}", "upstream_error", code=e.status) from None
+        except PolicyError as e:
+            raise _HTTPError(502, f"upstream: {e}", "upstream_error") from None
+        finally:
+            ep.inflight -= 1
+            ep.last_seen = time.monotonic()
+
+    async def _text(self, request: web.BaseRequest, key: str | None) -> web.StreamResponse:
+        """``/v1/completions``: a text completion, kept in ``info["text_completions"]`` (not a chat turn,
+        so the conversation's token-exact chain stays as it is)."""
+        from aiohttp import web
+
+        ep = self._resolve(key)
+        req, model = await self._read(request)
+        prompt = req.get("prompt")
+        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+            prompt = prompt[0]
+        ok_ids = isinstance(prompt, list) and prompt and all(type(t) is int for t in prompt)
+        if not (isinstance(prompt, str) or ok_ids):
+            raise _HTTPError(
+                400, "'prompt' must be one string or one list of token ids", "invalid_request_error", param="prompt"
+            )
+        fn = getattr(self.policy, "complete_text", None)
+        if fn is None:
+            raise _HTTPError(
+                501,
+                f"this gateway's policy ({type(self.policy).__name__}) serves chat completions only; "
+                "use /v1/chat/completions",
+                "invalid_request_error",
+            )
+        ctx = PolicyContext(task=ep.task, role=ep.traj.role, episode_id=ep.traj.id, turn=len(ep.traj.completions))
+        comp = await self._call(ep, fn(prompt, _parse_sampling(req), ctx=ctx))
+        if ep.closed:
+            raise _HTTPError(409, "the episode was closed while this call ran; nothing is recorded",
+                             "invalid_request_error", code="episode_closed")
+        ep.traj.info.setdefault("text_completions", []).append(
+            {"prompt": prompt, "completion": comp.model_dump(mode="json")}
+        )
+        u = comp.usage
+        choice: dict[str, Any] = {"index": 0, "text": comp.message.text, "logprobs": None,
+                                  "finish_reason": comp.finish_reason or "stop"}
+        if req.get("return_token_ids") and comp.completion_ids is not None:
+            choice["token_ids"] = comp.completion_ids
+            choice["prompt_token_ids"] = comp.prompt_ids
+        out = {
+            "id": new_id("cmpl-"),
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [choice],
+            "usage": {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                      "total_tokens": u.prompt_tokens + u.completion_tokens},
+        }
+        if req.get("stream"):
+            resp = web.StreamResponse(status=200, headers=SSE_HEADERS)
+            await resp.prepare(request)
+            await resp.write(text_sse_body(out, req))
+            await resp.write_eof()
+            return resp
+        return web.Response(body=json_dumps(out), headers=_JSON_CT)
+
+    async def _chat(self, request: web.BaseRequest, key: str | None) -> web.StreamResponse:
+        from aiohttp import web
+
+        ep = self._resolve(key)
+        req, model = await self._read(request)
         messages = _parse_messages(req.get("messages"))
         tools = _parse_tools(req.get("tools"))
         sampling = _parse_sampling(req)
@@ -437,24 +519,7 @@ class Gateway:
         ctx = PolicyContext(
             task=ep.task, role=ep.traj.role, episode_id=ep.traj.id, state=ep.state, turn=len(ep.traj.completions)
         )
-        ep.inflight += 1
-        ep.last_seen = time.monotonic()
-        try:
-            coro = self.policy.complete(messages, tools, sampling, ctx=ctx)
-            if self.policy_timeout_s is not None:
-                comp = await asyncio.wait_for(coro, self.policy_timeout_s)
-            else:
-                comp = await coro
-        except (PolicyTimeoutError, asyncio.TimeoutError) as e:
-            raise _HTTPError(504, f"the upstream model timed out: {e}", "upstream_error") from None
-        except PolicyHTTPError as e:
-            status = e.status if 400 <= e.status < 600 else 502
-            raise _HTTPError(status, f"upstream: {e}", "upstream_error", code=e.status) from None
-        except PolicyError as e:
-            raise _HTTPError(502, f"upstream: {e}", "upstream_error") from None
-        finally:
-            ep.inflight -= 1
-            ep.last_seen = time.monotonic()
+        comp = await self._call(ep, self.policy.complete(messages, tools, sampling, ctx=ctx))
         if ep.closed:
             raise _HTTPError(
                 409,
