@@ -131,6 +131,22 @@ async def test_curl_shell_agent_echo_scored(policy: OpenAIPolicy, upstream: Fake
     assert traj.completions[0].completion_ids == [*tok.encode(traj.messages[-1].content), tok.IM_END]
 
 
+async def test_curl_shell_agent_without_jq_uses_python(policy: OpenAIPolicy, upstream: FakeOpenAIServer,
+                                                      tmp_path: Path) -> None:
+    import shutil
+
+    upstream.responder = None
+    bin_dir = tmp_path / "bin"  # a PATH with what the agent needs, but no jq
+    bin_dir.mkdir()
+    for name in ("cat", "curl"):
+        (bin_dir / name).symlink_to(shutil.which(name))
+    (bin_dir / "python3").symlink_to(sys.executable)
+    env = env_of(CURL_AGENT, env={"PATH": str(bin_dir)})
+    traj = await run_episode(env, policy, Task(id="nj", prompt='\\boxed{"quoted" \\ back}', answer='"quoted" \\ back'))
+    assert traj.status == "ok", traj.error
+    assert traj.messages[-1].content == '\\boxed{"quoted" \\ back}' and traj.reward == 1.0
+
+
 async def test_crashing_killed_and_missing_programs_are_error_episodes(policy: OpenAIPolicy) -> None:
     crash = await run_episode(env_of("echo 'Traceback: boom' >&2; exit 3"), policy, Task(id="x", prompt="p"))
     assert crash.status == "error" and crash.reward == 0.0 and crash.judge is None
