@@ -60,7 +60,7 @@ from .core import AgentEnv
 __all__ = ["BlackBoxEnv", "ProgramOutputJudge", "make_math_env", "subagent_trajectories"]
 
 TASK_FILE = ".swarmgym-task"
-"""Name of the file holding the task in a sandbox's workspace (the program's stdin is redirected from it)."""
+"""The file holding the task in the program's working folder (its stdin is read from it)."""
 SANDBOX_SOCKET_DIR = "/run/swarmgym-gateway"
 _STDERR_TAIL = 2000
 _HOST_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
@@ -506,25 +506,30 @@ class BlackBoxEnv(AgentEnv):
             raise binding.stop  # what the run's before_call raised, as the plain loop would see it
 
     async def _run_on_host(self, ep: Any, env: dict[str, str], prompt: str, gw: Any) -> ExecResult:
-        # Folder syscalls off the event loop: under load an rmdir took ~10 ms here, stalling every episode.
-        work = await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "swarmgym-bb-")
+        # Folder and file syscalls off the event loop: under load an rmdir alone took ~10 ms here.
+        work = await anyio.to_thread.run_sync(self._make_workspace, prompt)
         assert ep.stack is not None
-        # after the judge, which may read the workspace
+        # removed after the judge, which may read the workspace
         ep.stack.push_async_callback(anyio.to_thread.run_sync, functools.partial(shutil.rmtree, work, True))
         ep.ctx.state["workspace"] = work
-        for rel, data in self.files.items():
-            path = os.path.join(work, rel)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as f:
-                f.write(data.encode() if isinstance(data, str) else data)
         full = {k: os.environ[k] for k in _HOST_ENV_KEYS if k in os.environ}
         full.setdefault("PATH", os.defpath)
         full.update(HOME=work, PYTHONUNBUFFERED="1")
         full.update(env)
         full["OPENAI_BASE_URL"] = full["SWARMGYM_GATEWAY_URL"] = gw.base_url
         argv = ["/bin/sh", "-c", self.command] if isinstance(self.command, str) else self.command
-        return await run_program(argv, cwd=work, env=full, stdin=prompt.encode(), timeout_s=self.timeout_s,
-                                 output_limit=self.output_limit)
+        return await run_program(argv, cwd=work, env=full, stdin_path=os.path.join(work, TASK_FILE),
+                                 timeout_s=self.timeout_s, output_limit=self.output_limit)
+
+    def _make_workspace(self, prompt: str) -> str:
+        """A fresh folder holding the task file (the program's stdin) and ``files``."""
+        work = tempfile.mkdtemp(prefix="swarmgym-bb-")
+        for rel, data in {TASK_FILE: prompt, **self.files}.items():
+            path = os.path.join(work, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data.encode() if isinstance(data, str) else data)
+        return work
 
     async def _run_in_sandbox(self, sb: Any, env: dict[str, str], prompt: str, gw: Any, key: str) -> ExecResult:
         await sb.write_file(TASK_FILE, prompt)
