@@ -121,9 +121,12 @@ async def run_episode(
         deadline = ep.limits.episode_timeout_s
         strategy = ep.context_strategy
         specs = ep.tool_specs
+        drive = getattr(ep, "drive_episode", None)  # an env that runs the whole episode itself (BlackBoxEnv)
         try:
             with anyio.move_on_after(deadline) if deadline else _NO_DEADLINE as scope:
-                while True:
+                if drive is not None:
+                    await drive(state, pol, sampling, pctx, before_call)
+                while drive is None:
                     if before_call is not None:
                         swapped = await before_call(pctx)
                         if swapped is not None:

@@ -38,6 +38,11 @@ BUILTIN_ENVS: dict[str, tuple[str, dict[str, Any], str]] = {
     "swarmgym/SWE-v0": ("swarmgym.envs.swe:make_env", {}, "generated repo-fix tasks with hidden tests"),
     "swarmgym/HumanEval-v0": ("swarmgym.envs.humaneval:make_env", {}, "HumanEval (164) with sandboxed tests"),
     "swarmgym/IFChat-v0": ("swarmgym.envs.ifchat:make_env", {}, "chat with verifiable instruction constraints"),
+    "swarmgym/BlackBoxMath-v0": (
+        "swarmgym.envs.blackbox:make_math_env",
+        {},
+        "arithmetic solved by an outside openai-client agent through the LLM gateway",
+    ),
     "swarmgym/WideSearch-v0": (
         "swarmgym.envs.widesearch:make_env",
         {},

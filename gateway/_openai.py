@@ -7,7 +7,7 @@ from typing import Any
 
 from ..policies._http import json_dumps
 
-__all__ = ["SSE_HEADERS", "chat_chunks", "sse_body", "error_body"]
+__all__ = ["SSE_HEADERS", "chat_chunks", "sse_body", "text_sse_body", "error_body"]
 
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 
@@ -82,6 +82,21 @@ def _pieces(text: str, size: int = 8) -> list[str]:
 def sse_body(out: dict[str, Any], req: dict[str, Any]) -> bytes:
     """The whole SSE stream of the chat completion ``out`` (chunks, then ``data: [DONE]``)."""
     return b"".join(b"data: " + json_dumps(c) + b"\n\n" for c in chat_chunks(out, req)) + b"data: [DONE]\n\n"
+
+
+def text_sse_body(out: dict[str, Any], req: dict[str, Any]) -> bytes:
+    """The SSE stream of the text completion ``out`` (``text_completion`` chunks, then ``data: [DONE]``)."""
+    head = {k: out[k] for k in ("id", "object", "created", "model")}
+    chunks = []
+    for ch in out["choices"]:
+        pieces = _pieces(ch["text"])
+        for k, piece in enumerate(pieces):
+            last = k == len(pieces) - 1
+            chunks.append({**head, "choices": [{"index": ch["index"], "text": piece, "logprobs": None,
+                                                "finish_reason": ch["finish_reason"] if last else None}]})
+    if (req.get("stream_options") or {}).get("include_usage"):
+        chunks.append({**head, "choices": [], "usage": out["usage"]})
+    return b"".join(b"data: " + json_dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
 
 
 def error_body(message: str, type_: str, param: str | None = None, code: Any = None) -> bytes:

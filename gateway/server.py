@@ -20,6 +20,11 @@ messages are not the previous request's messages plus the previous reply, the ga
 (``traj.info["segments"]`` lists the index of each segment's first completion) and gives the policy a fresh
 per-episode state, so a token-mode policy re-renders the prompt instead of extending ids that no longer
 match the conversation.
+
+Sub-agents: an agent that starts sub-agents gives each the key ``KEY~NAME`` (its own key, a tilde, any
+name). The first call with such a key opens a child episode under the episode of ``KEY`` (``role
+"subagent"``, ``parent_id`` set, listed in the parent's ``children``), so the calls of one agent tree come
+back as a tree of trajectories (:meth:`Gateway.close_tree`). Only a holder of the parent's key can do this.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from ..errors import PolicyError, PolicyHTTPError, PolicyTimeoutError
 from ..policies._http import json_dumps, json_loads
 from ..policies.base import Policy, PolicyContext
 from ..wire import Completion, Message, SamplingParams, Task, ToolCall, ToolSpec, Trajectory, new_id
-from ._openai import SSE_HEADERS, error_body, sse_body
+from ._openai import SSE_HEADERS, error_body, sse_body, text_sse_body
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -45,6 +50,8 @@ if TYPE_CHECKING:
 __all__ = ["Gateway", "Episode", "split_segments"]
 
 _JSON_CT = {"Content-Type": "application/json"}
+SUBAGENT_SEP = "~"
+"""A key ``PARENT~NAME`` opens a sub-agent episode under the open episode of ``PARENT`` on its first call."""
 _MESSAGE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name", "reasoning_content")
 # Request fields forwarded to the policy as SamplingParams.extra (the rest are handled or ignored).
 _EXTRA_KEYS = (
@@ -73,6 +80,8 @@ class Episode:
     expected: list[tuple[Any, ...]] | None = None  # normalised previous messages + reply
     inflight: int = 0
     closed: bool = False
+    root_id: str = ""  # trajectory id of the top episode of this episode's tree
+    child_keys: list[str] = field(default_factory=list)
 
 
 class _HTTPError(Exception):
@@ -96,6 +105,8 @@ class Gateway:
         idle_s: with ``on_close``, close an episode whose key made no call for this many seconds.
         on_close: called (sync or async) with each trajectory closed by the idle reaper or by :meth:`close`.
         policy_timeout_s: bound on one upstream call (the agent gets a 504 after it).
+        unix_path: also serve on this unix socket (mode 0666), e.g. for a sandbox without network that
+            gets the socket bound in (see :mod:`swarmgym.envs.blackbox`).
     """
 
     def __init__(
@@ -109,6 +120,7 @@ class Gateway:
         idle_s: float | None = None,
         on_close: OnClose | None = None,
         policy_timeout_s: float | None = None,
+        unix_path: str | None = None,
     ) -> None:
         self.policy = policy
         if models is None:
@@ -122,7 +134,9 @@ class Gateway:
         self.idle_s = idle_s
         self.on_close = on_close
         self.policy_timeout_s = policy_timeout_s
+        self.unix_path = unix_path
         self._episodes: dict[str, Episode] = {}
+        self._roots: dict[str, str] = {}  # trajectory id of an open episode -> its tree's root trajectory id
         self._closed_keys: set[str] = set()
         self._runner: web.BaseRunner | None = None
         self._reaper: asyncio.Task[None] | None = None
@@ -159,6 +173,11 @@ class Gateway:
         runner = web.ServerRunner(server, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         await web.SockSite(runner, sock, backlog=2048).start()
+        if self.unix_path is not None:
+            import os
+
+            await web.UnixSite(runner, self.unix_path).start()
+            os.chmod(self.unix_path, 0o666)  # sandboxes run as an unprivileged user
         self._runner = runner
         if self.idle_s is not None and self.on_close is not None:
             self._reaper = asyncio.get_running_loop().create_task(self._reap())
@@ -223,6 +242,7 @@ class Gateway:
             role=role,
             info={**(info or {}), "gateway_key": key, "segments": [0]},
         )
+        root_id = traj.id
         if parent_key is not None:
             parent = self._episodes.get(parent_key)
             if parent is None:
@@ -230,8 +250,32 @@ class Gateway:
             traj.parent_id = parent.traj.id
             traj.trainable = role == "main"
             parent.traj.children.append(traj.id)
-        self._episodes[key] = Episode(key, traj, task, last_seen=time.monotonic())
+            parent.child_keys.append(key)
+            root_id = parent.root_id
+        self._episodes[key] = Episode(key, traj, task, last_seen=time.monotonic(), root_id=root_id)
+        self._roots[traj.id] = root_id
         return key
+
+    def root_of(self, trajectory_id: str) -> str | None:
+        """The root trajectory id of the open episode whose trajectory has this id (None when not open)."""
+        return self._roots.get(trajectory_id)
+
+    async def close_tree(self, key: str, *, wait_s: float = 5.0) -> list[Trajectory]:
+        """Close the episode of ``key`` and every sub-agent episode under it; returns ``[its trajectory,
+        *descendants]`` (children before grandchildren).
+
+        Raises:
+            KeyError: no open episode has this key.
+        """
+        ep = self._episodes.get(key)
+        if ep is None:
+            raise KeyError(f"no open episode with key {key!r}")
+        keys, i = [key], 0
+        while i < len(keys):
+            e = self._episodes.get(keys[i])
+            keys.extend(k for k in (e.child_keys if e is not None else ()) if k in self._episodes)
+            i += 1
+        return [await self.close_episode(k, wait_s=wait_s) for k in keys]
 
     def episode(self, key: str) -> Episode | None:
         """The open episode of ``key`` (None when unknown or closed)."""
@@ -257,6 +301,7 @@ class Gateway:
         while ep.inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
         del self._episodes[key]
+        self._roots.pop(ep.traj.id, None)
         self._closed_keys.add(key)
         ep.closed = True
         if ep.inflight:
@@ -302,6 +347,10 @@ class Gateway:
                 if key is None:
                     key = _bearer(request.headers.get("Authorization"))
                 return await self._chat(request, key)
+            if path == "/v1/completions" and request.method == "POST":
+                if key is None:
+                    key = _bearer(request.headers.get("Authorization"))
+                return await self._text(request, key)
             raise _HTTPError(404, f"no route {request.method} {path}", "invalid_request_error")
         except _HTTPError as e:
             self.errors += 1
@@ -332,6 +381,13 @@ class Gateway:
         ep = self._episodes.get(key)
         if ep is not None:
             return ep
+        parent_key, sep, _ = key.rpartition(SUBAGENT_SEP)
+        if sep and key not in self._closed_keys and parent_key in self._episodes:
+            # A sub-agent of an open episode: its key is the parent's key + "~" + any name (see module doc).
+            parent = self._episodes[parent_key]
+            self.open_episode(parent.traj.task_id, key=key, task=parent.task, parent_key=parent_key,
+                              role="subagent", sample_index=parent.traj.sample_index)
+            return self._episodes[key]
         if key in self._closed_keys:
             raise _HTTPError(
                 409,
@@ -349,10 +405,8 @@ class Gateway:
             code="invalid_api_key",
         )
 
-    async def _chat(self, request: web.BaseRequest, key: str | None) -> web.StreamResponse:
-        from aiohttp import web
-
-        ep = self._resolve(key)
+    async def _read(self, request: web.BaseRequest) -> tuple[dict[str, Any], str]:
+        """The request's JSON object and its (served) model name, or the OpenAI-style 4xx."""
         try:
             req = json_loads(await request.read())
         except ValueError as e:
@@ -372,6 +426,86 @@ class Gateway:
             )
         if (req.get("n") or 1) != 1:
             raise _HTTPError(400, "the gateway answers n=1 only", "invalid_request_error", param="n")
+        return req, model
+
+    async def _call(self, ep: Episode, coro: Any) -> Completion:
+        """Await the policy for ``ep``, mapping its failures to gateway errors (504 / upstream status / 502)."""
+        ep.inflight += 1
+        ep.last_seen = time.monotonic()
+        try:
+            if self.policy_timeout_s is not None:
+                return await asyncio.wait_for(coro, self.policy_timeout_s)
+            return await coro
+        except (PolicyTimeoutError, asyncio.TimeoutError) as e:
+            raise _HTTPError(504, f"the upstream model timed out: {e}", "upstream_error") from None
+        except PolicyHTTPError as e:
+            status = e.status if 400 <= e.status < 600 else 502
+            raise _HTTPError(status, f"upstream: {e}", "upstream_error", code=e.status) from None
+        except PolicyError as e:
+            raise _HTTPError(502, f"upstream: {e}", "upstream_error") from None
+        finally:
+            ep.inflight -= 1
+            ep.last_seen = time.monotonic()
+
+    async def _text(self, request: web.BaseRequest, key: str | None) -> web.StreamResponse:
+        """``/v1/completions``: a text completion, kept in ``info["text_completions"]`` (not a chat turn,
+        so the conversation's token-exact chain stays as it is)."""
+        from aiohttp import web
+
+        ep = self._resolve(key)
+        req, model = await self._read(request)
+        prompt = req.get("prompt")
+        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+            prompt = prompt[0]
+        ok_ids = isinstance(prompt, list) and prompt and all(type(t) is int for t in prompt)
+        if not (isinstance(prompt, str) or ok_ids):
+            raise _HTTPError(
+                400, "'prompt' must be one string or one list of token ids", "invalid_request_error", param="prompt"
+            )
+        fn = getattr(self.policy, "complete_text", None)
+        if fn is None:
+            raise _HTTPError(
+                501,
+                f"this gateway's policy ({type(self.policy).__name__}) serves chat completions only; "
+                "use /v1/chat/completions",
+                "invalid_request_error",
+            )
+        ctx = PolicyContext(task=ep.task, role=ep.traj.role, episode_id=ep.traj.id, turn=len(ep.traj.completions))
+        comp = await self._call(ep, fn(prompt, _parse_sampling(req), ctx=ctx))
+        if ep.closed:
+            raise _HTTPError(409, "the episode was closed while this call ran; nothing is recorded",
+                             "invalid_request_error", code="episode_closed")
+        ep.traj.info.setdefault("text_completions", []).append(
+            {"prompt": prompt, "completion": comp.model_dump(mode="json")}
+        )
+        u = comp.usage
+        choice: dict[str, Any] = {"index": 0, "text": comp.message.text, "logprobs": None,
+                                  "finish_reason": comp.finish_reason or "stop"}
+        if req.get("return_token_ids") and comp.completion_ids is not None:
+            choice["token_ids"] = comp.completion_ids
+            choice["prompt_token_ids"] = comp.prompt_ids
+        out = {
+            "id": new_id("cmpl-"),
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [choice],
+            "usage": {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                      "total_tokens": u.prompt_tokens + u.completion_tokens},
+        }
+        if req.get("stream"):
+            resp = web.StreamResponse(status=200, headers=SSE_HEADERS)
+            await resp.prepare(request)
+            await resp.write(text_sse_body(out, req))
+            await resp.write_eof()
+            return resp
+        return web.Response(body=json_dumps(out), headers=_JSON_CT)
+
+    async def _chat(self, request: web.BaseRequest, key: str | None) -> web.StreamResponse:
+        from aiohttp import web
+
+        ep = self._resolve(key)
+        req, model = await self._read(request)
         messages = _parse_messages(req.get("messages"))
         tools = _parse_tools(req.get("tools"))
         sampling = _parse_sampling(req)
@@ -385,24 +519,7 @@ class Gateway:
         ctx = PolicyContext(
             task=ep.task, role=ep.traj.role, episode_id=ep.traj.id, state=ep.state, turn=len(ep.traj.completions)
         )
-        ep.inflight += 1
-        ep.last_seen = time.monotonic()
-        try:
-            coro = self.policy.complete(messages, tools, sampling, ctx=ctx)
-            if self.policy_timeout_s is not None:
-                comp = await asyncio.wait_for(coro, self.policy_timeout_s)
-            else:
-                comp = await coro
-        except (PolicyTimeoutError, asyncio.TimeoutError) as e:
-            raise _HTTPError(504, f"the upstream model timed out: {e}", "upstream_error") from None
-        except PolicyHTTPError as e:
-            status = e.status if 400 <= e.status < 600 else 502
-            raise _HTTPError(status, f"upstream: {e}", "upstream_error", code=e.status) from None
-        except PolicyError as e:
-            raise _HTTPError(502, f"upstream: {e}", "upstream_error") from None
-        finally:
-            ep.inflight -= 1
-            ep.last_seen = time.monotonic()
+        comp = await self._call(ep, self.policy.complete(messages, tools, sampling, ctx=ctx))
         if ep.closed:
             raise _HTTPError(
                 409,

@@ -229,6 +229,48 @@ class OpenAIPolicy(HTTPPolicyBase):
                     raise better from e
             raise
 
+    async def complete_text(
+        self,
+        prompt: str | list[int],
+        sampling: SamplingParams | None = None,
+        *,
+        ctx: PolicyContext | None = None,
+    ) -> Completion:
+        """A plain text completion (``POST /completions``) of ``prompt`` (text or token ids), e.g. for the
+        gateway's ``/v1/completions``; the reply is an assistant message holding the generated text, with
+        the server's token ids and logprobs when it returns them.
+
+        Raises:
+            PolicyError: as :meth:`complete` (connection, status, timeout), or a reply without choices.
+        """
+        sampling = sampling or _DEFAULT_SAMPLING
+        payload: dict[str, Any] = {"model": self.model, "prompt": prompt, "return_token_ids": True}
+        payload.update(self._sampling(sampling, chat=False))
+        t0 = time.perf_counter()
+        data = await self._client.post("/completions", json_dumps(payload))
+        latency = time.perf_counter() - t0
+        try:
+            choice = data["choices"][0]
+        except (KeyError, IndexError, TypeError):
+            raise PolicyError(
+                f"model server at {self.base_url} sent a completion without choices: {str(data)[:300]}"
+            ) from None
+        ids = choice.get("token_ids")
+        lp = choice.get("logprobs") or {}
+        prompt_ids = choice.get("prompt_token_ids") or (prompt if isinstance(prompt, list) else None)
+        u = data.get("usage") or {}
+        return Completion(
+            message=Message(role="assistant", content=choice.get("text") or ""),
+            prompt_ids=prompt_ids,
+            completion_ids=ids,
+            logprobs=lp.get("token_logprobs") if ids is not None else None,
+            policy_version=self.policy_version,
+            finish_reason=choice.get("finish_reason"),
+            usage=Usage(prompt_tokens=u.get("prompt_tokens") or 0, completion_tokens=u.get("completion_tokens") or 0),
+            token_exact=ids is not None and prompt_ids is not None,
+            latency_s=latency,
+        )
+
     # -- chat mode ---------------------------------------------------------------------------------
 
     def build_request(

@@ -128,6 +128,11 @@ class MCPToolset:
         tools: only offer these tool names (default: all of the server's tools).
         prefix: prepended to every tool name the model sees (to avoid clashes between servers).
         headers: HTTP headers for a ``url`` server (e.g. authorization).
+        sandbox: run a stdio server inside a sandbox of this backend (``"local"``, ``"docker"``) with no
+            network; its stdio crosses the sandbox wall on a unix socket (see :mod:`.mcp_sandbox`). With
+            ``scope="episode"`` every episode gets its own sandbox.
+        sandbox_config: that sandbox's configuration (``binds`` makes the server's interpreter and code
+            visible inside, e.g. ``{sys.prefix: sys.prefix}``).
         errlog: where a stdio server's stderr goes (default: this process's stderr).
 
     Raises:
@@ -154,11 +159,20 @@ class MCPToolset:
         prefix: str = "",
         headers: Mapping[str, str] | None = None,
         errlog: Any = None,
+        sandbox: str | None = None,
+        sandbox_config: Any = None,
     ) -> None:
         if (command is None) == (url is None):
             raise ConfigError("MCPToolset needs exactly one of command= (a stdio server) or url= (streamable HTTP)")
         if scope not in ("env", "episode"):
             raise ConfigError(f"MCPToolset scope must be 'env' or 'episode', got {scope!r}")
+        if sandbox is not None and command is None:
+            raise ConfigError("MCPToolset sandbox= runs a stdio server (command=); a url= server runs elsewhere")
+        if sandbox is not None:
+            from .sandbox.factory import BACKENDS
+
+            if sandbox not in BACKENDS:
+                raise ConfigError(f"unknown sandbox backend {sandbox!r}; choose one of {', '.join(BACKENDS)}")
         if isinstance(command, str):
             command = [command]
         if command is not None and not command:
@@ -175,6 +189,8 @@ class MCPToolset:
         self.prefix = prefix
         self.headers = dict(headers or {})
         self.errlog = errlog
+        self.sandbox = sandbox
+        self.sandbox_config = sandbox_config
         self._specs: list[ToolSpec] | None = None
         self._lock = threading.Lock()
         # state shared with the finalizer (which must not reference self)
@@ -186,6 +202,13 @@ class MCPToolset:
 
     def _transport(self) -> Callable[[], Any]:
         """A factory of the MCP client transport's async context manager (called in the portal thread)."""
+        if self.sandbox is not None:
+            from .mcp_sandbox import sandboxed_stdio_client
+
+            return functools.partial(
+                sandboxed_stdio_client, self.command, backend=self.sandbox, config=self.sandbox_config,
+                env=self.env, cwd=self.cwd, errlog=self.errlog, connect_timeout_s=self.connect_timeout_s,
+            )
         return functools.partial(_open_transport, self.command, self.url, self.env, self.cwd, self.headers, self.errlog)
 
     def _describe(self) -> str:

@@ -149,6 +149,10 @@ class SandboxConfig(BaseModel):
     """Environment of commands run in the sandbox (the host's environment is never passed in)."""
     files: dict[str, str | bytes] = Field(default_factory=dict)
     """Workspace template: ``{relative path: content}`` written at start and restored by every reset."""
+    binds: dict[str, str] = Field(default_factory=dict)
+    """Host paths made visible read-only inside the sandbox, ``{host path: sandbox path}`` (docker and local;
+    the unsafe backend sees the host anyway). E.g. the folder of the LLM gateway's unix socket, which lets a
+    sandbox without network reach the gateway and nothing else."""
     network: bool = False
     """Allow network access (docker: the bridge network; local: share the host network). Off by default."""
     image: str | None = None

@@ -209,6 +209,7 @@ class DockerSandbox(AgentSandbox):
             ipc_mode="private",
             ulimits=[docker.types.Ulimit(name="fsize", soft=lim.file_size_mb * mb, hard=lim.file_size_mb * mb)],
             runtime=cfg.runtime,
+            binds={src: {"bind": dst, "mode": "ro"} for src, dst in cfg.binds.items()} or None,
         )
         c = gate.call(
             "create",

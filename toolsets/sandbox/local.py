@@ -198,6 +198,7 @@ class LocalSandbox(AgentSandbox):
             "--dev", "/dev",
             "--tmpfs", "/tmp",
             "--bind", ws_host, cfg.workspace,
+            *[a for src, dst in cfg.binds.items() for a in ("--ro-bind", src, dst)],
             "--remount-ro", "/",  # the skeleton bwrap builds (/, /etc, …) is a private tmpfs: make it read-only too
             "--chdir", cfg.workspace,
             "--hostname", "sandbox",
