@@ -20,6 +20,7 @@ Run: ``swarmgym bench soak [--minutes M] [--sample-s S] [--json FILE] [--quick] 
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import time
 from typing import Any
@@ -94,13 +95,15 @@ async def _soak(seconds: float, sample_s: float, concurrency: int) -> dict[str, 
     from swarmgym.policies.scripted import OraclePolicy
     from swarmgym.rollout.limits import RolloutLimits
     from swarmgym.rollout.manager import RolloutManager
-    from swarmgym.rollout.store import MemoryStore
+    from swarmgym.rollout.store import TrajectoryStore
 
     envs = [make(e) for e in ENVS]
+    tmp = tempfile.TemporaryDirectory(prefix="swarmgym-soak-")
+    # an on-disk store as in a real long run (a MemoryStore would grow RSS by design, not by a leak)
     manager = RolloutManager(
         OraclePolicy(latency=(0.005, 0.05), seed=0),
         limits=RolloutLimits(max_episodes=concurrency, episode_timeout_s=120),
-        store=MemoryStore(),
+        store=TrajectoryStore(os.path.join(tmp.name, "soak.jsonl")),
     )
     samples: list[dict[str, float]] = []
     lags: list[float] = []
@@ -135,14 +138,25 @@ async def _soak(seconds: float, sample_s: float, concurrency: int) -> dict[str, 
 
     async def drive(env: Any, k: int) -> None:
         seed = k * 1_000_000
+        batch = max(1, concurrency // len(envs))
+        source, start = env.tasks, 0
         while time.monotonic() - t0 < seconds:
             seed += 1
-            async for traj in manager.stream(env, max(1, concurrency // len(envs)), seed=seed):
+            # fresh (task, sample) pairs every round: the store skips pairs it has finished (resume), so
+            # re-running the same tasks would run nothing and this loop would spin
+            tasks = [source[(start + i) % len(source)] for i in range(batch)]
+            tasks = [t.model_copy(update={"id": f"{t.id}#{seed}"}) for t in tasks]
+            start += batch
+            ran = 0
+            async for traj in manager.stream(env, tasks, seed=seed):
+                ran += 1
                 counts["episodes"] += 1
                 if traj.status == "error":
                     counts["errors"] += 1
                     if len(errors) < 5:
                         errors.append(f"{traj.env_id}: {traj.error}")
+            if ran == 0:
+                raise RuntimeError(f"a round of {env.env_id} ran no episode (the soak would spin)")
 
     async def driver() -> None:
         async with anyio.create_task_group() as envs_tg:  # all envs at once: full concurrency
@@ -159,6 +173,7 @@ async def _soak(seconds: float, sample_s: float, concurrency: int) -> dict[str, 
         close = getattr(env, "aclose", None)
         if close is not None:
             await close()
+    tmp.cleanup()
     keep = samples[len(samples) // 4 :] if len(samples) >= 4 else samples
     ts = [s["t"] for s in keep]
     out: dict[str, Any] = {
