@@ -1,0 +1,325 @@
+"""``RolloutManager(..., backend="ray")``: the same run, with top-level episodes on Ray actors.
+
+The driver keeps everything that must be one place: admission and the cluster-wide episode limit, groups
+and the group judge, the error-rate breaker, the store, the manifest and resume, ``stream``'s outbox. Only
+the episode itself moves: each top-level episode is one call on an :class:`EpisodeWorker` actor, an async
+actor with its own event loop, its own in-process ``RolloutManager`` state (sandbox limits per worker,
+model-call limits split evenly between workers) and the policies and env rebuilt from their descriptions
+(:mod:`~swarmgym.rollout.specs`). The call returns the trajectory together with the children it spawned
+(they ran on the same worker, where a parent waiting in ``spawn`` lends its slot: no deadlock), so the
+driver stores a whole episode tree at once, as soon as it finishes.
+
+A worker process that dies mid-run fails its calls with ``RayActorError``; the driver reruns each of those
+episodes, preferring another worker (Ray restarts the dead one). Nothing of a lost call reached the store,
+so no episode is lost and none is stored twice. Pause, resume (new policies, versions) and the judge step
+go to every worker as a numbered state: broadcast at once, and carried by each call until the worker has
+acknowledged it, so a restarted worker catches up on its first call.
+
+Not done here: a child episode always runs on its parent's worker; episodes cancelled on a worker (the
+driver cancelled the run) are not stored as partials (resume reruns them); model-call latency histograms
+stay on the workers (only counters travel back).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import pickle
+from collections import Counter
+from typing import Any
+
+import anyio
+
+from ..errors import ConfigError, RolloutError
+from ..wire import Task, Trajectory
+from .manager import _Run
+from .specs import build_router, ensure_registered, env_spec, router_spec
+
+__all__ = ["EpisodeWorker", "RayBackend"]
+
+_MAX_ATTEMPTS = 4  # a top-level episode is tried on at most this many worker processes
+# counters record_episode makes from trajectories: the driver recounts those itself from what it receives
+_RECOUNTED = ("status_", "child_status_", "episodes_finished", "children_finished", "reward_sum", "tool_calls",
+              "judge_", "child_judge_")  # fmt: skip
+
+_SINK: contextvars.ContextVar[list[Trajectory] | None] = contextvars.ContextVar("swarmgym_ray_sink", default=None)
+
+
+def require_ray() -> Any:
+    try:
+        import ray
+    except ImportError as e:
+        raise ConfigError("backend='ray' needs Ray: pip install 'swarmgym[ray]'") from e
+    return ray
+
+
+class _Sink:
+    """A worker's store: what an episode stores (its children, its side calls) goes back with the episode.
+
+    Children of concurrently running episodes interleave on one worker; a context variable set around each
+    top-level call (inherited by the tasks its tools start) routes each child to its own episode's list.
+    """
+
+    needs_flush = False
+    resumed = False
+
+    def append(self, traj: Trajectory) -> None:
+        box = _SINK.get()
+        if box is None:  # not inside an episode call: a bug, never a silent drop
+            raise RuntimeError(f"trajectory {traj.id} stored outside an episode call on a Ray worker")
+        box.append(traj)
+
+    async def aflush(self) -> None:
+        return None
+
+    def done_keys(self) -> set[tuple[str, int]]:
+        return set()
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        return None
+
+
+class EpisodeWorker:
+    """One Ray actor (an async actor: its own event loop) running top-level episodes of one run config."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        env_id, _, registration = config["env"]
+        ensure_registered(env_id, registration)
+        self.config = config
+        self.run: Any = None
+        self.epoch = -1
+        self.sent: Counter[str] = Counter()
+
+    def _setup(self) -> None:
+        from ..envs.registry import make
+        from .manager import RolloutManager
+
+        c = self.config
+        env_id, kwargs, _ = c["env"]
+        mgr = RolloutManager(
+            build_router(c["router"]), c["limits"], store=_Sink(), sampling=c["sampling"],
+            freeze_gc=False, tune_gc=False,
+        )  # fmt: skip
+        self.run = _Run(mgr, make(env_id, **kwargs), c["sampling"], 0, 1)
+
+    def _apply(self, state: dict[str, Any] | None) -> None:
+        if state is None or state["epoch"] <= self.epoch:
+            return
+        self.epoch = state["epoch"]
+        mgr = self.run.mgr
+        if state["router"] is not None:
+            mgr._router = build_router(state["router"])
+            mgr._router_changed = True
+        mgr.version = state["version"]
+        mgr.judge_step = state["judge_step"]
+        if state["paused"]:
+            mgr.pause()
+        elif mgr._paused:
+            mgr.resume()
+
+    async def episode(
+        self, task: Task, group_id: str | None, sample_index: int, seed: int, state: dict[str, Any] | None
+    ) -> tuple[Trajectory, list[Trajectory], dict[str, float]]:
+        if self.run is None:
+            self._setup()
+        self._apply(state)
+        run = self.run
+        box: list[Trajectory] = []
+        token = _SINK.set(box)
+        lease = await run.episodes.acquire(None)
+        try:
+            traj = await run.episode(
+                run.env, task, role="main", depth=0, parent=None, lease=lease, group_id=group_id,
+                sample_index=sample_index, seed=seed,
+            )  # fmt: skip
+        finally:
+            run.episodes.release(lease)
+            _SINK.reset(token)
+        return traj, box, self._counter_delta()
+
+    def _counter_delta(self) -> dict[str, float]:
+        now = self.run.metrics.counters
+        out = {}
+        for k, v in now.items():
+            if v != self.sent[k] and not k.startswith(_RECOUNTED):
+                out[k] = v - self.sent[k]
+                self.sent[k] = v
+        return out
+
+    async def set_state(self, state: dict[str, Any]) -> None:
+        if self.run is None:
+            self._setup()
+        self._apply(state)
+
+    async def info(self) -> dict[str, Any]:
+        import swarmgym
+
+        return {"pid": os.getpid(), "swarmgym": swarmgym.__file__}
+
+
+class RayBackend:
+    """A manager's Ray workers: started on the first run, reused while the run config stays the same.
+
+    Args:
+        address: None or ``"local"`` starts a local Ray instance; ``"auto"`` or ``"ray://host:port"`` (or any
+            ``ray.init`` address) connects to a running cluster. Ignored when Ray is already initialised.
+        workers: number of worker actors (default: one per CPU of the cluster).
+    """
+
+    def __init__(self, address: str | None = None, workers: int | None = None) -> None:
+        if workers is not None and workers < 1:
+            raise ConfigError(f"ray_workers must be at least 1, got {workers}")
+        require_ray()
+        self.address = address
+        self.n_workers = workers
+        self.actors: list[Any] = []
+        self.load: list[int] = []
+        self.known: list[int] = []  # the state epoch each worker acknowledged
+        self.config_key: bytes | None = None
+        self.state: dict[str, Any] = {"epoch": 0, "router": None, "version": 0, "judge_step": 0, "paused": False}
+
+    # ------------------------------------------------------------------ workers
+
+    def start(self, mgr: Any, env: Any) -> None:
+        """Make sure workers for this run's config are running (a changed config replaces them)."""
+        ray = require_ray()
+        described = env_spec(env), router_spec(mgr._router)  # what cannot be sent fails before Ray starts
+        if not ray.is_initialized():
+            local = self.address in (None, "local")
+            kw: dict[str, Any] = {"include_dashboard": False} if local else {}
+            ray.init(address=None if local else self.address, logging_level="WARNING", **kw)
+        n = self.n_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        config = {
+            "env": described[0],
+            "router": described[1],
+            "limits": _worker_limits(mgr.limits, n),
+            "sampling": mgr.sampling,
+        }
+        key = pickle.dumps((config, n))
+        if key == self.config_key and self.actors:
+            return
+        self.shutdown()
+        cpus = float(ray.cluster_resources().get("CPU", 1))
+        cls = ray.remote(EpisodeWorker).options(
+            num_cpus=min(1.0, cpus / n),
+            max_restarts=-1,  # a killed worker comes back (its lost calls are rerun by the driver)
+            max_task_retries=0,  # reruns are the driver's: Ray retrying too could run an episode twice
+            max_concurrency=mgr.limits.max_episodes + 16,
+            scheduling_strategy="SPREAD",
+        )
+        self.actors = [cls.remote(config) for _ in range(n)]
+        self.load = [0] * n
+        self.known = [-1] * n
+        self.config_key = key
+
+    def shutdown(self) -> None:
+        if self.actors:
+            ray = require_ray()
+            for a in self.actors:
+                ray.kill(a, no_restart=True)
+        self.actors, self.load, self.known, self.config_key = [], [], [], None
+
+    async def infos(self) -> list[dict[str, Any]]:
+        """Each worker's process id and where it imports swarmgym from (tests, diagnostics)."""
+        return [await a.info.remote() for a in self.actors]
+
+    # ------------------------------------------------------------------ state
+
+    def sync(self, mgr: Any) -> None:
+        """A new numbered state (pause flag, policies, version, judge step) for every worker."""
+        self.state = {
+            "epoch": self.state["epoch"] + 1,
+            "router": router_spec(mgr._router),
+            "version": mgr.version,
+            "judge_step": mgr.judge_step,
+            "paused": mgr._paused,
+        }
+        for a in self.actors:
+            a.set_state.remote(self.state)  # at once for episodes in flight; calls carry it until acknowledged
+
+    # ------------------------------------------------------------------ episodes
+
+    def _pick(self, avoid: set[int]) -> int:
+        best = -1
+        for i, load in enumerate(self.load):
+            if i not in avoid and (best < 0 or load < self.load[best]):
+                best = i
+        if best < 0:  # every worker failed this episode once: any will do (a restarted one)
+            avoid.clear()
+            return self._pick(avoid)
+        return best
+
+    async def submit(
+        self, task: Task, group_id: str | None, sample_index: int, seed: int | None, metrics: Any
+    ) -> tuple[Trajectory, list[Trajectory], dict[str, float]]:
+        """Run one top-level episode on a worker; rerun it elsewhere when its worker dies."""
+        ray = require_ray()
+        from ray.exceptions import RayActorError, RayTaskError
+
+        tried: set[int] = set()
+        last: BaseException | None = None
+        for _ in range(_MAX_ATTEMPTS):
+            i = self._pick(tried)
+            state = self.state if self.known[i] < self.state["epoch"] else None
+            self.load[i] += 1
+            ref = self.actors[i].episode.remote(task, group_id, sample_index, seed, state)
+            try:
+                out = await ref
+            except RayActorError as e:  # the worker process died (or is unreachable): rerun elsewhere
+                tried.add(i)
+                self.known[i] = -1
+                last = e
+                metrics.counters["episodes_rerun"] += 1
+                continue
+            except RayTaskError as e:  # an error of the episode's own (a bug, not a failed episode)
+                raise e.as_instanceof_cause() from None
+            except anyio.get_cancelled_exc_class():
+                ray.cancel(ref)
+                raise
+            finally:
+                self.load[i] -= 1
+            if state is not None:
+                self.known[i] = max(self.known[i], state["epoch"])
+            return out  # type: ignore[no-any-return]
+        raise RolloutError(
+            f"task {task.id!r} sample {sample_index}: its Ray worker died {_MAX_ATTEMPTS} times in a row "
+            f"(last: {type(last).__name__}: {str(last).strip().splitlines()[0] if last else ''}); is the cluster "
+            "healthy? With a store, --resume reruns what did not finish"
+        )
+
+
+def _worker_limits(limits: Any, n: int) -> Any:
+    """Limits for one of ``n`` workers: global model-call limits split between them (at least 1 each)."""
+    update: dict[str, Any] = {}
+    if limits.max_model_calls:
+        update["max_model_calls"] = max(1, limits.max_model_calls // n)
+    if limits.max_model_calls_per_role:
+        update["max_model_calls_per_role"] = {r: max(1, v // n) for r, v in limits.max_model_calls_per_role.items()}
+    return limits.model_copy(update=update) if update else limits
+
+
+class _RayRun(_Run):
+    """A run whose top-level episodes go to the manager's Ray workers (children and group judges of the
+    driver's own, e.g. a group judge's spawns, stay in-process)."""
+
+    def __init__(self, mgr: Any, env: Any, sampling: Any, seed: int, group_size: int) -> None:
+        super().__init__(mgr, env, sampling, seed, group_size)
+        self.backend: RayBackend = mgr._ray
+        self.backend.start(mgr, env)  # the env as given: a made env keeps its id and arguments
+        mgr._ray.sync(mgr)
+
+    async def episode(self, env: Any, task: Task, *, role: str, depth: int, parent: Any, **kw: Any) -> Trajectory:
+        if parent is not None or depth:
+            return await super().episode(env, task, role=role, depth=depth, parent=parent, **kw)
+        traj, children, delta = await self.backend.submit(
+            task, kw.get("group_id"), kw.get("sample_index", 0), kw.get("seed"), self.metrics
+        )
+        store = self.store
+        for c in children:  # stored before their parent, as in-process
+            self.metrics.record_episode(c, False)
+            if store is not None:
+                store.append(c)
+        self.metrics.counters.update(delta)
+        if store is not None and store.needs_flush:
+            await store.aflush()
+        return traj

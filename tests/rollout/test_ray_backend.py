@@ -1,0 +1,112 @@
+"""``RolloutManager(backend="ray")`` on a real local Ray instance (started here, two worker processes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from contextlib import aclosing
+from pathlib import Path
+
+import pytest
+
+from swarmgym.envs.core import AgentEnv
+from swarmgym.envs.registry import make, register
+from swarmgym.errors import ConfigError
+from swarmgym.policies import OraclePolicy
+from swarmgym.rollout import MemoryStore, RolloutLimits, RolloutManager, Spec, TrajectoryStore, read_trajectories
+
+from swarmgym.wire import Task
+
+from ray_helpers import ENTRY, ENV_ID, POLICY
+
+pytestmark = pytest.mark.anyio
+
+if os.environ.get("SWARMGYM_REQUIRE_REAL") == "1":
+    import ray  # CI installs the ray extra (.ci/install-ray.sh): missing is a failure there
+else:
+    ray = pytest.importorskip("ray", reason="needs the ray extra: pip install 'swarmgym[ray]'")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    register(ENV_ID, ENTRY, override=True)  # at runtime, as a user would: the workers learn it from the driver
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _top(trajs):
+    return sorted((t.task_id, t.sample_index, t.group_id, t.status, t.final_text, t.reward) for t in trajs)
+
+
+def _children(store):
+    by_id = {t.id: t for t in store}
+    return sorted((by_id[t.parent_id].task_id, by_id[t.parent_id].sample_index, t.task_id, t.final_text)
+                  for t in store if t.parent_id)  # fmt: skip
+
+
+async def test_seeded_run_equals_the_in_process_backend(local_ray) -> None:
+    results = {}
+    for backend in ("local", "ray"):
+        store = MemoryStore()
+        mgr = RolloutManager(Spec(POLICY), RolloutLimits(max_episodes=6), store=store, backend=backend, ray_workers=2)
+        trajs = await mgr.run(ENV_ID, 6, group_size=2, seed=7)
+        results[backend] = (_top(trajs), _children(store.trajectories), len(store.trajectories))
+        if backend == "ray":
+            infos = await mgr._ray.infos()
+            assert len({i["pid"] for i in infos}) == 2 and os.getpid() not in {i["pid"] for i in infos}
+            here = Path(__file__).resolve().parents[2]
+            assert all(Path(i["swarmgym"]).resolve().parent == here for i in infos)  # this checkout's code
+            mgr._ray.shutdown()
+    local, remote = results["local"], results["ray"]
+    assert len(local[0]) == 12 and len(local[1]) == 12 and local[2] == 24
+    assert len({r[4].split(":")[0] for r in local[0]}) > 6  # the answers really depend on the seeds
+    assert remote == local
+
+
+async def test_a_worker_killed_mid_run_loses_nothing_and_stores_nothing_twice(local_ray, tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    store = TrajectoryStore(path)
+    mgr = RolloutManager(
+        Spec(POLICY, latency=0.25, tag_pid=True), RolloutLimits(max_episodes=8), store=store, backend="ray",
+        ray_workers=2,
+    )  # fmt: skip
+    killed = None
+    got = []
+    async with aclosing(mgr.stream(ENV_ID, 24, seed=1)) as s:
+        async for t in s:
+            got.append(t)
+            if killed is None and len(got) == 2:
+                killed = (await mgr._ray.infos())[0]["pid"]
+                os.kill(killed, signal.SIGKILL)
+    store.close()
+    assert killed is not None and mgr.metrics.counters["episodes_rerun"] >= 1  # the kill hit episodes in flight
+    assert sorted(t.task_id for t in got) == sorted(f"q{i % 8}" for i in range(24)) and len(got) == 24
+    stored = list(read_trajectories(path))
+    tops = [t for t in stored if t.parent_id is None]
+    kids = [t for t in stored if t.parent_id is not None]
+    assert sorted((t.task_id, t.sample_index) for t in tops) == sorted((t.task_id, t.sample_index) for t in got)
+    assert len({(t.task_id, t.sample_index) for t in tops}) == 24 and all(t.status == "ok" for t in tops)
+    assert sorted(k.parent_id for k in kids) == sorted(t.id for t in tops)  # one child each, of a stored parent
+    # the store after the run: resuming it reruns nothing
+    again = TrajectoryStore(path, resume=True)
+    mgr2 = RolloutManager(Spec(POLICY), store=again, backend="ray", ray_workers=2)
+    assert await mgr2.run(ENV_ID, 24, seed=1) == []
+    again.close()
+    assert mgr2.metrics.counters["skipped_done"] == 24 and len(list(read_trajectories(path))) == len(stored)
+    mgr._ray.shutdown()
+    mgr2._ray.shutdown()
+
+
+async def test_what_cannot_be_sent_is_named(local_ray) -> None:
+    with pytest.raises(ConfigError, match=r"policy of role 'main' \(OraclePolicy\).*Spec\('swarmgym.policies"):
+        RolloutManager(OraclePolicy(), backend="ray")
+    with pytest.raises(ConfigError, match=r"keyword arguments\['fn'\] is a builtins.function"):
+        Spec(POLICY, fn=lambda: 1)
+    mgr = RolloutManager(Spec(POLICY), backend="ray")
+    with pytest.raises(ConfigError, match="cannot send env AgentEnv.*not made from an id"):
+        await mgr.run(AgentEnv([Task(id="a", prompt="x")]), 1)
+    with pytest.raises(ConfigError, match=r"env 'raytest/Seeded-v0' arguments\['note'\] is a builtins.object"):
+        await mgr.run(make(ENV_ID, note=object()), 1)
