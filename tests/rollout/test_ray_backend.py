@@ -110,3 +110,22 @@ async def test_what_cannot_be_sent_is_named(local_ray) -> None:
         await mgr.run(AgentEnv([Task(id="a", prompt="x")]), 1)
     with pytest.raises(ConfigError, match=r"env 'raytest/Seeded-v0' arguments\['note'\] is a builtins.object"):
         await mgr.run(make(ENV_ID, note=object()), 1)
+
+
+def test_cli_run_on_ray_against_a_fake_server_process(local_ray, tmp_path: Path, capsys) -> None:
+    import argparse
+    import json
+
+    from swarmgym.rollout.cli import add_run_arguments, run_command
+    from swarmgym.testing import start_fake_server_process
+
+    p = argparse.ArgumentParser()
+    add_run_arguments(p)
+    out = tmp_path / "cli.jsonl"
+    argv = ["swarmgym/Math-v0", "-n", "6", "--group-size", "2", "--ray", "auto", "--ray-workers", "2", "--json"]
+    with start_fake_server_process(default_text="\\boxed{0}") as srv:
+        assert run_command(p.parse_args([*argv, "--policy", srv.base_url, "--out", str(out)])) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["counters"]["status_ok"] == 12 and s["counters"]["model_calls"] == 12  # counted on the workers
+    stored = list(read_trajectories(out))
+    assert len(stored) == 12 and {t.messages[-1].text for t in stored} == {"\\boxed{0}"}
