@@ -152,9 +152,23 @@ class EpisodeWorker:
         self._apply(state)
 
     async def info(self) -> dict[str, Any]:
+        import time
+
         import swarmgym
 
-        return {"pid": os.getpid(), "swarmgym": swarmgym.__file__}
+        return {"pid": os.getpid(), "swarmgym": swarmgym.__file__, "cpu_s": time.process_time()}
+
+    async def aclose(self) -> None:
+        """Close what the policies opened (HTTP sessions) before the actor is killed."""
+        if self.run is None:
+            return
+        seen: set[int] = set()
+        for p in self.run.mgr._router._policies.values():
+            obj = getattr(p, "_obj", p)
+            close = getattr(obj, "aclose", None)
+            if close is not None and id(obj) not in seen:
+                seen.add(id(obj))
+                await close()
 
 
 class RayBackend:
@@ -215,6 +229,8 @@ class RayBackend:
     def shutdown(self) -> None:
         if self.actors:
             ray = require_ray()
+            # best effort: a worker that is dead or stuck must not stop the shutdown
+            ray.wait([a.aclose.remote() for a in self.actors], num_returns=len(self.actors), timeout=10)
             for a in self.actors:
                 ray.kill(a, no_restart=True)
         self.actors, self.load, self.known, self.config_key = [], [], [], None
