@@ -12,6 +12,9 @@ OpenAI-compatible server in its own process, ``swarmgym/Math-v0`` (one model cal
 - ``driver_cpu_ms``: the driver process's CPU per episode with 2 workers (it admits, stores, groups and
   awaits each result): ``1000 / driver_cpu_ms`` is the episodes/s at which one driver saturates a core,
   whatever the number of nodes.
+- ``limiter_cpu_ms``: CPU per episode a cluster-wide ``max_model_calls`` adds with 2 workers (one round trip
+  to the limiter actor per model call; the limit is set high enough never to make a call wait, so only the
+  mechanism is measured): driver + workers + limiter actor CPU minus the unlimited 2-worker arm's.
 - ``lost`` / ``duplicated``: (task, sample) pairs missing from or stored twice in the Ray arms' stores.
 
 Run: ``swarmgym bench ray [-n N] [--concurrency C] [--json FILE] [--quick] [--no-check]``.
@@ -46,14 +49,16 @@ def _count(path: str) -> tuple[int, int, int]:
     return len(keys), len(set(keys)), len(keys) - len(set(keys))
 
 
-def _arm(url: str, n: int, conc: int, workers: int | None, res: dict[str, Any], name: str) -> None:
+def _arm(
+    url: str, n: int, conc: int, workers: int | None, res: dict[str, Any], name: str, calls: int | None = None
+) -> None:
     import anyio
 
     from swarmgym.envs.registry import make
     from swarmgym.policies.openai_http import OpenAIPolicy
     from swarmgym.rollout import RolloutLimits, RolloutManager, Spec, TrajectoryStore
 
-    limits = RolloutLimits(max_episodes=conc)
+    limits = RolloutLimits(max_episodes=conc, max_model_calls=calls)
     env = make("swarmgym/Math-v0")
     kw: dict[str, Any] = {}
     if workers is None:
@@ -71,12 +76,16 @@ def _arm(url: str, n: int, conc: int, workers: int | None, res: dict[str, Any], 
         if workers is not None:
             mgr._ray = warm._ray  # the same, warm workers
         w0 = anyio.run(warm._ray.infos) if workers is not None else []
+        lim = warm._ray.limiter if workers is not None else None
+        l0 = anyio.run(_limiter_cpu, lim)
         c0, t0 = time.process_time(), time.perf_counter()
         trajs = anyio.run(mgr.run, env, n)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         if workers is not None:
             w1 = anyio.run(warm._ray.infos)
             res[f"{name}_worker_cpu_ms"] = 1000 * sum(b["cpu_s"] - a["cpu_s"] for a, b in zip(w0, w1)) / n
+        if lim is not None:
+            res[f"{name}_limiter_cpu_ms"] = 1000 * (anyio.run(_limiter_cpu, lim) - l0) / n
         store.close()
         if workers is not None:
             stored, unique, dup = _count(path)
@@ -92,6 +101,10 @@ def _arm(url: str, n: int, conc: int, workers: int | None, res: dict[str, Any], 
     res[f"{name}_driver_cpu_ms"] = 1000 * cpu / n
 
 
+async def _limiter_cpu(limiter: Any) -> float:
+    return 0.0 if limiter is None else float((await limiter.stats.remote())["cpu_s"])
+
+
 def main(argv: list[str] | None = None) -> int:
     bench = Bench(
         "ray", __doc__, TARGETS,
@@ -100,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             "ray2_eps": "2 Ray workers, episodes/s", "ray_overhead_cpu_ms": "CPU the Ray path adds per episode, ms",
             "ray1_worker_cpu_ms": "1 Ray worker: worker CPU per episode, ms",
             "local_driver_cpu_ms": "in-process CPU per episode, ms",
+            "ray2lim_eps": "2 Ray workers, global max_model_calls, episodes/s",
+            "limiter_cpu_ms": "CPU a cluster-wide max_model_calls adds per episode (1 call), ms",
         },
     )  # fmt: skip
     bench.parser.add_argument("-n", type=int, default=3000, help="episodes per arm")
@@ -120,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                 for w in (1, 2):
                     with bench.arm(f"ray{w}"):
                         _arm(srv.base_url, n, a.concurrency, w, res, f"ray{w}")
+                with bench.arm("ray2lim"):  # a limit that never binds: the limiter's own cost
+                    _arm(srv.base_url, n, a.concurrency, 2, res, "ray2lim", calls=4 * a.concurrency)
         finally:
             ray.shutdown()
         if "local_driver_cpu_ms" in res and "ray1_worker_cpu_ms" in res:
@@ -127,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
             res["ray_overhead_cpu_ms"] = total - res["local_driver_cpu_ms"]
         if "ray2_driver_cpu_ms" in res:
             res["driver_cpu_ms"] = res["ray2_driver_cpu_ms"]
+        if "ray2lim_limiter_cpu_ms" in res and "ray2_worker_cpu_ms" in res:
+            with_lim = res["ray2lim_driver_cpu_ms"] + res["ray2lim_worker_cpu_ms"] + res["ray2lim_limiter_cpu_ms"]
+            res["limiter_cpu_ms"] = with_lim - res["ray2_driver_cpu_ms"] - res["ray2_worker_cpu_ms"]
 
     return bench.run(measure, title=f"Ray backend vs in-process (N={n}, concurrency {a.concurrency})")
 

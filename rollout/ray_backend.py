@@ -3,9 +3,9 @@
 The driver keeps everything that must be one place: admission and the cluster-wide episode limit, groups
 and the group judge, the error-rate breaker, the store, the manifest and resume, ``stream``'s outbox. Only
 the episode itself moves: each top-level episode is one call on an :class:`EpisodeWorker` actor, an async
-actor with its own event loop, its own in-process ``RolloutManager`` state (sandbox limits per worker,
-model-call limits split evenly between workers) and the policies and env rebuilt from their descriptions
-(:mod:`~swarmgym.rollout.specs`). The call returns the trajectory together with the children it spawned
+actor with its own event loop, its own in-process ``RolloutManager`` state (sandbox limits per worker;
+model-call limits cluster-wide through one limiter actor, :mod:`~swarmgym.rollout.ray_limiter`) and the
+policies and env rebuilt from their descriptions (:mod:`~swarmgym.rollout.specs`). The call returns the trajectory together with the children it spawned
 (they ran on the same worker, where a parent waiting in ``spawn`` lends its slot: no deadlock), so the
 driver stores a whole episode tree at once, as soon as it finishes.
 
@@ -15,9 +15,11 @@ so no episode is lost and none is stored twice. Pause, resume (new policies, ver
 go to every worker as a numbered state: broadcast at once, and carried by each call until the worker has
 acknowledged it, so a restarted worker catches up on its first call.
 
-Not done here: a child episode always runs on its parent's worker; episodes cancelled on a worker (the
-driver cancelled the run) are not stored as partials (resume reruns them); model-call latency histograms
-stay on the workers (only counters travel back).
+A cancelled run (Ctrl-C, a consumer that stops, the breaker) asks each worker to stop its episodes and
+stores the partial trajectories they send back as ``cancelled``, as in-process; resume reruns only those.
+
+Not done here: a child episode always runs on its parent's worker; model-call latency histograms stay on
+the workers (only counters travel back).
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ import anyio
 from ..errors import ConfigError, RolloutError
 from ..wire import Task, Trajectory
 from .manager import _Run
+from .ray_limiter import GLOBAL, CallLimiter, RemoteSemaphore, new_owner
 from .specs import build_router, ensure_registered, env_spec, router_spec
 
 __all__ = ["EpisodeWorker", "RayBackend"]
 
 _MAX_ATTEMPTS = 4  # a top-level episode is tried on at most this many worker processes
+_STOP_WAIT_S = 10.0  # a cancelled run waits this long for each worker episode's partial trajectories
 # counters record_episode makes from trajectories: the driver recounts those itself from what it receives
 _RECOUNTED = ("status_", "child_status_", "episodes_finished", "children_finished", "reward_sum", "tool_calls",
               "judge_", "child_judge_")  # fmt: skip
@@ -82,13 +86,19 @@ class _Sink:
 class EpisodeWorker:
     """One Ray actor (an async actor: its own event loop) running top-level episodes of one run config."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], index: int = 0, limiter: Any = None) -> None:
         env_id, _, registration = config["env"]
         ensure_registered(env_id, registration)
         self.config = config
         self.run: Any = None
         self.epoch = -1
         self.sent: Counter[str] = Counter()
+        self.limiter = limiter
+        self.owner = new_owner()
+        self.calls: dict[int, anyio.CancelScope] = {}  # running episode calls, by the driver's call number
+        self.stopped: set[int] = set()
+        if limiter is not None:  # frees what a dead incarnation of this worker held
+            limiter.register.remote(index, self.owner)
 
     def _setup(self) -> None:
         from ..envs.registry import make
@@ -101,6 +111,8 @@ class EpisodeWorker:
             freeze_gc=False, tune_gc=False,
         )  # fmt: skip
         self.run = _Run(mgr, make(env_id, **kwargs), c["sampling"], 0, 1)
+        if self.limiter is not None:
+            use_limiter(self.run, self.limiter, self.owner)
 
     def _apply(self, state: dict[str, Any] | None) -> None:
         if state is None or state["epoch"] <= self.epoch:
@@ -118,24 +130,47 @@ class EpisodeWorker:
             mgr.resume()
 
     async def episode(
-        self, task: Task, group_id: str | None, sample_index: int, seed: int, state: dict[str, Any] | None
-    ) -> tuple[Trajectory, list[Trajectory], dict[str, float]]:
+        self,
+        task: Task,
+        group_id: str | None,
+        sample_index: int,
+        seed: int,
+        state: dict[str, Any] | None,
+        call: int = -1,
+    ) -> tuple[Trajectory | None, list[Trajectory], dict[str, float]]:
+        """Run one top-level episode; returns it (None when :meth:`cancel` stopped it), what it stored
+        (children, side calls; a stopped episode's partial trajectory last) and counter deltas."""
         if self.run is None:
             self._setup()
         self._apply(state)
         run = self.run
         box: list[Trajectory] = []
         token = _SINK.set(box)
-        lease = await run.episodes.acquire(None)
-        try:
-            traj = await run.episode(
-                run.env, task, role="main", depth=0, parent=None, lease=lease, group_id=group_id,
-                sample_index=sample_index, seed=seed,
-            )  # fmt: skip
-        finally:
-            run.episodes.release(lease)
-            _SINK.reset(token)
+        traj = None
+        with anyio.CancelScope() as scope:
+            self.calls[call] = scope
+            if call in self.stopped:  # stopped before it started
+                scope.cancel()
+            lease = await run.episodes.acquire(None)
+            try:
+                traj = await run.episode(
+                    run.env, task, role="main", depth=0, parent=None, lease=lease, group_id=group_id,
+                    sample_index=sample_index, seed=seed,
+                )  # fmt: skip
+            finally:
+                run.episodes.release(lease)
+                _SINK.reset(token)
+                self.calls.pop(call, None)
+                self.stopped.discard(call)
         return traj, box, self._counter_delta()
+
+    async def cancel(self, call: int) -> None:
+        """Stop a running episode call: it stores its partial trajectories (``cancelled``) and returns them."""
+        scope = self.calls.get(call)
+        if scope is None:
+            self.stopped.add(call)
+        else:
+            scope.cancel()
 
     def _counter_delta(self) -> dict[str, float]:
         now = self.run.metrics.counters
@@ -189,7 +224,9 @@ class RayBackend:
         self.actors: list[Any] = []
         self.load: list[int] = []
         self.known: list[int] = []  # the state epoch each worker acknowledged
+        self.calls = 0  # episode calls made (numbers them, so one can be cancelled)
         self.config_key: bytes | None = None
+        self.limiter: Any = None  # the CallLimiter actor, when the run limits model calls
         self.state: dict[str, Any] = {"epoch": 0, "router": None, "version": 0, "judge_step": 0, "paused": False}
 
     # ------------------------------------------------------------------ workers
@@ -206,7 +243,7 @@ class RayBackend:
         config = {
             "env": described[0],
             "router": described[1],
-            "limits": _worker_limits(mgr.limits, n),
+            "limits": mgr.limits,
             "sampling": mgr.sampling,
         }
         key = pickle.dumps((config, n))
@@ -221,7 +258,10 @@ class RayBackend:
             max_concurrency=mgr.limits.max_episodes + 16,
             scheduling_strategy="SPREAD",
         )
-        self.actors = [cls.remote(config) for _ in range(n)]
+        slots = _call_limits(mgr.limits)
+        if slots:
+            self.limiter = ray.remote(CallLimiter).options(num_cpus=0, max_restarts=0).remote(slots)
+        self.actors = [cls.remote(config, i, self.limiter) for i in range(n)]
         self.load = [0] * n
         self.known = [-1] * n
         self.config_key = key
@@ -233,7 +273,9 @@ class RayBackend:
             ray.wait([a.aclose.remote() for a in self.actors], num_returns=len(self.actors), timeout=10)
             for a in self.actors:
                 ray.kill(a, no_restart=True)
-        self.actors, self.load, self.known, self.config_key = [], [], [], None
+        if self.limiter is not None:
+            require_ray().kill(self.limiter, no_restart=True)
+        self.actors, self.load, self.known, self.config_key, self.limiter = [], [], [], None, None
 
     async def infos(self) -> list[dict[str, Any]]:
         """Each worker's process id and where it imports swarmgym from (tests, diagnostics)."""
@@ -266,9 +308,13 @@ class RayBackend:
         return best
 
     async def submit(
-        self, task: Task, group_id: str | None, sample_index: int, seed: int | None, metrics: Any
+        self, task: Task, group_id: str | None, sample_index: int, seed: int | None, metrics: Any, salvage: Any
     ) -> tuple[Trajectory, list[Trajectory], dict[str, float]]:
-        """Run one top-level episode on a worker; rerun it elsewhere when its worker dies."""
+        """Run one top-level episode on a worker; rerun it elsewhere when its worker dies.
+
+        Cancelled (the run stops), it asks the worker to stop the episode and hands what comes back (the
+        partial trajectories) to ``salvage`` before re-raising, so they are stored as in-process.
+        """
         ray = require_ray()
         from ray.exceptions import RayActorError, RayTaskError
 
@@ -278,7 +324,10 @@ class RayBackend:
             i = self._pick(tried)
             state = self.state if self.known[i] < self.state["epoch"] else None
             self.load[i] += 1
-            ref = self.actors[i].episode.remote(task, group_id, sample_index, seed, state)
+            self.calls += 1
+            call = self.calls
+            actor = self.actors[i]
+            ref = actor.episode.remote(task, group_id, sample_index, seed, state, call)
             try:
                 out = await ref
             except RayActorError as e:  # the worker process died (or is unreachable): rerun elsewhere
@@ -290,10 +339,22 @@ class RayBackend:
             except RayTaskError as e:  # an error of the episode's own (a bug, not a failed episode)
                 raise e.as_instanceof_cause() from None
             except anyio.get_cancelled_exc_class():
-                ray.cancel(ref)
+                actor.cancel.remote(call)
+                got = None
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_STOP_WAIT_S):
+                    try:
+                        got = await ref
+                    except Exception:  # the worker died too: nothing stored, resume reruns it
+                        pass
+                if got is None:
+                    ray.cancel(ref)
+                else:
+                    salvage(*got)
                 raise
             finally:
                 self.load[i] -= 1
+            if out[0] is None:  # stopped by a cancel of a previous life of this call: never expected
+                raise RolloutError(f"task {task.id!r} sample {sample_index}: the worker stopped the episode")
             if state is not None:
                 self.known[i] = max(self.known[i], state["epoch"])
             return out  # type: ignore[no-any-return]
@@ -304,14 +365,20 @@ class RayBackend:
         )
 
 
-def _worker_limits(limits: Any, n: int) -> Any:
-    """Limits for one of ``n`` workers: global model-call limits split between them (at least 1 each)."""
-    update: dict[str, Any] = {}
+def _call_limits(limits: Any) -> dict[str, int]:
+    """The run's cluster-wide model-call limits as the limiter's slots (empty: no limiter)."""
+    slots = dict(limits.max_model_calls_per_role)
     if limits.max_model_calls:
-        update["max_model_calls"] = max(1, limits.max_model_calls // n)
-    if limits.max_model_calls_per_role:
-        update["max_model_calls_per_role"] = {r: max(1, v // n) for r, v in limits.max_model_calls_per_role.items()}
-    return limits.model_copy(update=update) if update else limits
+        slots[GLOBAL] = limits.max_model_calls
+    return slots
+
+
+def use_limiter(run: _Run, limiter: Any, owner: str) -> None:
+    """Make a run's model-call limits the cluster's: its semaphores become the limiter actor's slots."""
+    if run.model_sem is not None:
+        run.model_sem = RemoteSemaphore(limiter, GLOBAL, owner)  # type: ignore[assignment]
+    run.role_sems = {r: RemoteSemaphore(limiter, r, owner) for r in run.role_sems}  # type: ignore[misc]
+    run.policies.clear()  # wrapped policies hold the semaphores they were made with
 
 
 class _RayRun(_Run):
@@ -323,19 +390,37 @@ class _RayRun(_Run):
         self.backend: RayBackend = mgr._ray
         self.backend.start(mgr, env)  # the env as given: a made env keeps its id and arguments
         mgr._ray.sync(mgr)
+        if self.backend.limiter is not None:  # the driver's own calls (a group judge's) count too
+            owner = new_owner()
+            self.backend.limiter.register.remote(-1, owner)
+            use_limiter(self, self.backend.limiter, owner)
 
     async def episode(self, env: Any, task: Task, *, role: str, depth: int, parent: Any, **kw: Any) -> Trajectory:
         if parent is not None or depth:
             return await super().episode(env, task, role=role, depth=depth, parent=parent, **kw)
-        traj, children, delta = await self.backend.submit(
-            task, kw.get("group_id"), kw.get("sample_index", 0), kw.get("seed"), self.metrics
+        traj, stored, delta = await self.backend.submit(
+            task, kw.get("group_id"), kw.get("sample_index", 0), kw.get("seed"), self.metrics, self._salvage
         )
-        store = self.store
-        for c in children:  # stored before their parent, as in-process
-            self.metrics.record_episode(c, False)
-            if store is not None:
-                store.append(c)
-        self.metrics.counters.update(delta)
-        if store is not None and store.needs_flush:
-            await store.aflush()
+        self._store(stored, delta)
+        if self.store is not None and self.store.needs_flush:
+            await self.store.aflush()
         return traj
+
+    def _store(self, stored: list[Trajectory], delta: dict[str, float]) -> None:
+        """What a worker episode stored (children and side calls, before their parent, as in-process)."""
+        store = self.store
+        for t in stored:
+            self.metrics.record_episode(t, t.parent_id is None)
+            if store is not None:
+                store.append(t)
+        self.metrics.counters.update(delta)
+
+    def _salvage(self, traj: Trajectory | None, stored: list[Trajectory], delta: dict[str, float]) -> None:
+        """A cancelled run: store what the stopped worker episode stored, its partial trajectory included
+        (``cancelled``, so ``--resume`` reruns it). An episode that finished just as the run was cancelled is
+        stored only if it needs no group (in-process, an unfinished group's members are not stored either)."""
+        self._store(stored, delta)
+        if traj is not None and self.group_size == 1:
+            self.metrics.record_episode(traj, True)
+            if self.store is not None:
+                self.store.append(traj)

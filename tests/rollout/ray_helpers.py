@@ -8,6 +8,7 @@ child episode answered, so equal results mean equal seeds, equal tasks and child
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import anyio
@@ -42,13 +43,23 @@ def make_env(n: int = 8, note: Any = None) -> AgentEnv:
 
 class SeededPolicy:
     """Top level: asks a child first, then answers ``<seeded draw>:<child's answer>:<pid?>``; a child
-    answers from its prompt. ``latency`` slows every call (for kill tests)."""
+    answers from its prompt. ``latency`` slows every call (for kill tests); ``log`` names a file each call
+    appends ``<start> <end>`` wall-clock times to (to count calls in progress at once, across processes)."""
 
-    def __init__(self, latency: float = 0.0, tag_pid: bool = False) -> None:
+    def __init__(self, latency: float = 0.0, tag_pid: bool = False, log: str | None = None) -> None:
         self.latency = latency
         self.tag_pid = tag_pid
+        self.log = log
 
     async def complete(self, messages: Any, tools: Any, sampling: Any, *, ctx: Any = None) -> Completion:
+        t0 = time.time()
+        c = await self._complete(messages, ctx)
+        if self.log is not None:
+            with open(self.log, "a") as f:  # one short append per call: lines never interleave
+                f.write(f"{t0!r} {time.time()!r}\n")
+        return c
+
+    async def _complete(self, messages: Any, ctx: Any) -> Completion:
         if self.latency:
             await anyio.sleep(self.latency)
         if ctx.role != "main" or ctx.task.id.endswith("/ask"):
@@ -61,3 +72,17 @@ class SeededPolicy:
         draw = int(ctx.env.np_random.integers(1_000_000))
         tail = f":{os.getpid()}" if self.tag_pid else ""
         return Completion(message=Message(role="assistant", content=f"{draw}:{messages[-1].text}{tail}"))
+
+
+def max_overlap(log: str) -> int:
+    """The most calls in progress at one moment, from a ``SeededPolicy(log=...)`` file."""
+    events = []
+    with open(log) as f:
+        for line in f:
+            a, b = map(float, line.split())
+            events += [(a, 1), (b, -1)]
+    now = peak = 0
+    for _, d in sorted(events, key=lambda e: (e[0], e[1])):  # an end before a start at the same instant
+        now += d
+        peak = max(peak, now)
+    return peak

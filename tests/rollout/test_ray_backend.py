@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import time
 from contextlib import aclosing
 from pathlib import Path
 
+import anyio
 import pytest
 
 from swarmgym.envs.core import AgentEnv
@@ -17,7 +20,7 @@ from swarmgym.rollout import MemoryStore, RolloutLimits, RolloutManager, Spec, T
 
 from swarmgym.wire import Task
 
-from ray_helpers import ENTRY, ENV_ID, POLICY
+from ray_helpers import ENTRY, ENV_ID, POLICY, max_overlap
 
 pytestmark = pytest.mark.anyio
 
@@ -98,6 +101,76 @@ async def test_a_worker_killed_mid_run_loses_nothing_and_stores_nothing_twice(lo
     assert mgr2.metrics.counters["skipped_done"] == 24 and len(list(read_trajectories(path))) == len(stored)
     mgr._ray.shutdown()
     mgr2._ray.shutdown()
+
+
+async def test_the_model_call_limit_holds_across_the_cluster(local_ray, tmp_path: Path) -> None:
+    log = str(tmp_path / "calls.log")
+    limits = RolloutLimits(max_episodes=8, max_model_calls=3)  # split evenly, 2 workers would get 1 each
+    mgr = RolloutManager(Spec(POLICY, latency=0.1, log=log), limits, backend="ray", ray_workers=2)
+    trajs = await mgr.run(ENV_ID, 16, seed=3)
+    stats = await mgr._ray.limiter.stats.remote()
+    pids = {i["pid"] for i in await mgr._ray.infos()}
+    mgr._ray.shutdown()
+    assert len(trajs) == 16 and all(t.status == "ok" for t in trajs)
+    assert len({t.final_text.rsplit(":", 1)[-1] for t in trajs}) >= 1 and len(pids) == 2
+    # 16 episodes x 3 calls (turn, child, answer), timed by the policy itself in the worker processes
+    assert len(Path(log).read_text().splitlines()) == 48 and stats["granted"] == 48 and stats["in_use"] == {"*": 0}
+    assert max_overlap(log) <= 3  # never more than the limit at once, whichever worker made the calls
+    assert stats["peak"] == {"*": 3}  # and the whole limit was used (not a per-worker share)
+
+
+async def test_pause_reaches_worker_episodes_and_resume_brings_the_new_policy(local_ray, tmp_path: Path) -> None:
+    log = tmp_path / "calls.log"
+    mgr = RolloutManager(
+        Spec(POLICY, latency=0.2, log=str(log)), RolloutLimits(max_episodes=4), backend="ray", ray_workers=2
+    )  # fmt: skip
+    got = []
+    async with aclosing(mgr.stream(ENV_ID, 8, seed=5)) as s:
+        async for t in s:
+            got.append(t)
+            if len(got) == 1:
+                mgr.pause()
+                # wait until every worker has applied the pause (the same state again: idempotent)
+                await asyncio.gather(*[a.set_state.remote(mgr._ray.state) for a in mgr._ray.actors])
+                acked = time.time()
+                await anyio.sleep(1.0)  # room for a call that ignores the pause to show up in the log
+                resumed = time.time()
+                mgr.resume(policy=Spec(POLICY, latency=0.2, log=str(log)))
+    mgr._ray.shutdown()
+    starts = [float(line.split()[0]) for line in log.read_text().splitlines()]
+    assert not [t for t in starts if acked < t < resumed]  # no model call started on any worker while paused
+    assert len(got) == 8 and all(t.status == "ok" for t in got)
+    versions = [[c.policy_version for c in t.completions] for t in got]
+    assert all(v == sorted(v) for v in versions)
+    assert any(0 in v and 1 in v for v in versions)  # paused mid-episode on a worker, went on with version 1
+
+
+async def test_a_cancelled_run_stores_worker_partials_and_resume_reruns_only_those(local_ray, tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    store = TrajectoryStore(path)
+    mgr = RolloutManager(Spec(POLICY, latency=0.2), RolloutLimits(max_episodes=4), store=store, backend="ray",
+                         ray_workers=2)  # fmt: skip
+    async with aclosing(mgr.stream(ENV_ID, 12, seed=2)) as s:
+        async for _ in s:
+            break  # the consumer stops: the run is cancelled with episodes in flight on the workers
+    store.close()
+    mgr._ray.shutdown()  # frees its CPUs for the next manager's workers
+    stored = list(read_trajectories(path))
+    tops = [t for t in stored if t.parent_id is None]
+    done = {(t.task_id, t.sample_index) for t in tops if t.status == "ok"}
+    cancelled = [t for t in tops if t.status == "cancelled"]
+    assert done and cancelled and not {(t.task_id, t.sample_index) for t in cancelled} & done
+    ids = {t.id for t in stored}
+    assert all(t.parent_id in ids for t in stored if t.parent_id)  # children of stored parents only
+    assert all(set(t.children) <= ids for t in tops)  # and every child a stopped episode started is stored
+    again = TrajectoryStore(path, resume=True)
+    mgr2 = RolloutManager(Spec(POLICY), store=again, backend="ray", ray_workers=2)
+    rest = await mgr2.run(ENV_ID, 12, seed=2)
+    again.close()
+    mgr2._ray.shutdown()
+    assert mgr2.metrics.counters["skipped_done"] == len(done) and len(rest) == 12 - len(done)
+    final = [t for t in read_trajectories(path) if t.parent_id is None and t.status == "ok"]
+    assert sorted((t.task_id, t.sample_index) for t in final) == sorted((f"q{i % 8}", i // 8) for i in range(12))
 
 
 async def test_what_cannot_be_sent_is_named(local_ray) -> None:
