@@ -238,7 +238,8 @@ class RayBackend:
         if not ray.is_initialized():
             local = self.address in (None, "local")
             kw: dict[str, Any] = {"include_dashboard": False} if local else {}
-            ray.init(address=None if local else self.address, logging_level="WARNING", **kw)
+            # "local" always starts a new instance (None would join a cluster `ray start` left running here)
+            ray.init(address="local" if local else self.address, logging_level="WARNING", **kw)
         n = self.n_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         config = {
             "env": described[0],

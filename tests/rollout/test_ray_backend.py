@@ -202,3 +202,53 @@ def test_cli_run_on_ray_against_a_fake_server_process(local_ray, tmp_path: Path,
     assert s["counters"]["status_ok"] == 12 and s["counters"]["model_calls"] == 12  # counted on the workers
     stored = list(read_trajectories(out))
     assert len(stored) == 12 and {t.messages[-1].text for t in stored} == {"\\boxed{0}"}
+
+
+def _session_pids(sid: int) -> list[int]:
+    """Processes still in session ``sid`` (what a killed driver left behind: its local Ray instance)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if os.getsid(int(d.name)) == sid:
+                    out.append(int(d.name))
+            except OSError:
+                pass
+    return out
+
+
+def test_the_store_after_a_driver_kill_resumes_with_none_lost_or_twice(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from swarmgym.testing import start_fake_server_process
+
+    out = tmp_path / "run.jsonl"
+    with start_fake_server_process(default_text="\\boxed{0}", latency=0.1) as srv:
+        argv = [sys.executable, "-m", "swarmgym.cli", "run", "swarmgym/Math-v0", "--policy", srv.base_url, "-n", "40",
+                "--concurrency", "4", "--out", str(out), "--ray", "local", "--ray-workers", "2", "--no-live"]  # fmt: skip
+        proc = subprocess.Popen(
+            argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        )  # its own session: whatever it starts can be found
+        try:
+            deadline = time.monotonic() + 240
+            while not (out.exists() and len(out.read_bytes().splitlines()) >= 6):
+                assert proc.poll() is None, proc.communicate()[0].decode()[-3000:]
+                assert time.monotonic() < deadline, "the Ray run stored nothing in 240 s"
+                time.sleep(0.1)
+            os.kill(proc.pid, signal.SIGKILL)  # the driver only: its workers are lost with it
+            proc.wait()
+        finally:
+            for pid in _session_pids(proc.pid):  # the driver's own Ray instance (raylet, GCS, workers)
+                os.kill(pid, signal.SIGKILL)
+            proc.stdout.close()
+        before = list(read_trajectories(out))
+        assert 0 < len(before) < 40
+        done = subprocess.run(
+            [*argv, "--resume"], cwd=tmp_path, capture_output=True, timeout=600, start_new_session=True
+        )
+        assert done.returncode == 0, done.stdout.decode()[-3000:] + done.stderr.decode()[-3000:]
+    after = list(read_trajectories(out))
+    assert after[: len(before)] == before  # resume appended; it never rewrote what the killed driver stored
+    keys = [(t.task_id, t.sample_index) for t in after if t.parent_id is None and t.status == "ok"]
+    assert len(keys) == 40 and len(set(keys)) == 40  # none lost, none stored twice
