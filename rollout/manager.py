@@ -1124,6 +1124,8 @@ class RolloutManager:
         ray_address: where Ray runs: None starts a local instance, ``"auto"`` joins the running cluster, or
             any ``ray.init`` address.
         ray_workers: worker actors (default: one per CPU of the cluster).
+        ray_spawn: ``"local"`` (child episodes on their parent's worker) or ``"spread"`` (offered to the other
+            workers first; see :class:`~swarmgym.rollout.ray_backend.RayBackend`).
 
     Not thread-safe: call ``pause``/``resume`` from the event loop running the manager.
     """
@@ -1147,6 +1149,7 @@ class RolloutManager:
         backend: str = "local",
         ray_address: str | None = None,
         ray_workers: int | None = None,
+        ray_spawn: str = "local",
     ) -> None:
         if not isinstance(router_or_policy, PolicyRouter) and not hasattr(router_or_policy, "complete"):
             raise ConfigError(f"expected a Policy or PolicyRouter, got {type(router_or_policy).__name__}")
@@ -1176,7 +1179,7 @@ class RolloutManager:
             if pool is not None:
                 raise ConfigError("pool= is not supported with backend='ray': each worker uses the env's sandboxes")
             router_spec(self._router)  # a live policy is an error now, not on the first run
-            self._ray = RayBackend(ray_address, ray_workers)
+            self._ray = RayBackend(ray_address, ray_workers, ray_spawn)
         elif backend != "local":
             raise ConfigError(f"backend must be 'local' or 'ray', got {backend!r}")
 

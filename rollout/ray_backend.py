@@ -18,8 +18,14 @@ acknowledged it, so a restarted worker catches up on its first call.
 A cancelled run (Ctrl-C, a consumer that stops, the breaker) asks each worker to stop its episodes and
 stores the partial trajectories they send back as ``cancelled``, as in-process; resume reruns only those.
 
-Not done here: a child episode always runs on its parent's worker; model-call latency histograms stay on
-the workers (only counters travel back).
+With ``spawn="spread"`` a child episode is offered to the other workers in turn (named actors, so a
+restarted one is found again); a peer takes it only if it has a free episode slot (and sandbox slot, under a
+sandbox limit) right now, else it runs on its parent's worker. No hop ever waits for a slot, so recursion
+across workers cannot deadlock. The child's trajectories travel back through its parent's worker.
+
+Not done here: episodes in flight are bounded cluster-wide for top-level episodes (the driver's admission);
+children count against their worker's own pool (at most ``max_episodes`` per worker). Model-call latency
+histograms stay on the workers (only counters travel back).
 """
 
 from __future__ import annotations
@@ -83,6 +89,44 @@ class _Sink:
         return None
 
 
+class _RemoteParent:
+    """A child's parent that runs on another worker: its id, and (with a sandbox limit) a sandbox slot
+    reserved for the child up front, lent to it like a local parent lends its own."""
+
+    __slots__ = ("traj", "sb_lease")
+
+    def __init__(self, parent_id: str | None, sb_lease: Any) -> None:
+        self.traj = _Ref(parent_id) if parent_id is not None else None
+        self.sb_lease = sb_lease
+
+
+class _Ref:
+    __slots__ = ("id",)
+
+    def __init__(self, id: str) -> None:
+        self.id = id
+
+
+class _WorkerRun(_Run):
+    """A worker's run: with ``spawn="spread"`` a child episode is offered to the next peer worker first."""
+
+    worker: EpisodeWorker
+
+    async def episode(self, env: Any, task: Task, *, role: str, depth: int, parent: Any, **kw: Any) -> Trajectory:
+        w = self.worker
+        if parent is None or not w.peers or isinstance(parent, _RemoteParent):
+            return await super().episode(env, task, role=role, depth=depth, parent=parent, **kw)
+        try:
+            described = env_spec(env)
+        except ConfigError:  # an env made by hand: it can only run here
+            return await super().episode(env, task, role=role, depth=depth, parent=parent, **kw)
+        sent = {k: v for k, v in kw.items() if k != "lease"}  # the slot held here stays here until it returns
+        got = await w.offer_child(described, env.limits, task, role, depth, parent.traj, sent)
+        if got is None:  # every peer was busy (or gone): run it here, where the parent lends its slot
+            return await super().episode(env, task, role=role, depth=depth, parent=parent, **kw)
+        return got
+
+
 class EpisodeWorker:
     """One Ray actor (an async actor: its own event loop) running top-level episodes of one run config."""
 
@@ -95,8 +139,13 @@ class EpisodeWorker:
         self.sent: Counter[str] = Counter()
         self.limiter = limiter
         self.owner = new_owner()
-        self.calls: dict[int, anyio.CancelScope] = {}  # running episode calls, by the driver's call number
-        self.stopped: set[int] = set()
+        self.calls: dict[Any, anyio.CancelScope] = {}  # running calls, by their caller's call number
+        self.stopped: set[Any] = set()
+        self.index = index
+        self.peers: list[str] = [n for i, n in enumerate(config.get("peers", ())) if i != index]
+        self.handles: dict[str, Any] = {}
+        self.next_peer = index
+        self.n_calls = 0
         if limiter is not None:  # frees what a dead incarnation of this worker held
             limiter.register.remote(index, self.owner)
 
@@ -110,7 +159,8 @@ class EpisodeWorker:
             build_router(c["router"]), c["limits"], store=_Sink(), sampling=c["sampling"],
             freeze_gc=False, tune_gc=False,
         )  # fmt: skip
-        self.run = _Run(mgr, make(env_id, **kwargs), c["sampling"], 0, 1)
+        self.run = _WorkerRun(mgr, make(env_id, **kwargs), c["sampling"], 0, 1)
+        self.run.worker = self
         if self.limiter is not None:
             use_limiter(self.run, self.limiter, self.owner)
 
@@ -172,6 +222,112 @@ class EpisodeWorker:
         else:
             scope.cancel()
 
+    async def child(
+        self,
+        env: tuple[Any, ...],
+        limits: Any,
+        task: Task,
+        role: str,
+        depth: int,
+        parent_id: str | None,
+        kw: dict[str, Any],
+        call: Any,
+    ) -> tuple[Trajectory | None, list[Trajectory], dict[str, float]] | None:
+        """Run a child episode whose parent runs on another worker, if a slot is free right now (None: busy).
+
+        Never waiting for a slot here is what keeps spawns across workers free of deadlock: a child either
+        starts at once on a peer or runs on its parent's worker, where the parent lends it its slot.
+        """
+        if self.run is None:
+            self._setup()
+        run = self.run
+        lease = run.episodes.try_acquire(None)
+        if lease is None:
+            return None
+        sb = None
+        if run.limits.max_sandboxes is not None:  # reserve the child's first sandbox too (no waiting later)
+            sb = run.sandboxes.try_acquire(None)
+            if sb is None:
+                run.episodes.release(lease)
+                return None
+            sb.lend()
+        env_id, kwargs, registration = env
+        ensure_registered(env_id, registration)
+        from ..envs.registry import make
+
+        child_env = run.prepare(make(env_id, **kwargs))
+        child_env = child_env.fork()
+        child_env.limits = limits
+        box: list[Trajectory] = []
+        token = _SINK.set(box)
+        traj = None
+        run.metrics.in_flight_up()
+        with anyio.CancelScope() as scope:
+            self.calls[call] = scope
+            if call in self.stopped:
+                scope.cancel()
+            try:
+                traj = await run.episode(
+                    child_env, task, role=role, depth=depth, parent=_RemoteParent(parent_id, sb), lease=lease, **kw
+                )
+            finally:
+                run.metrics.gauges["in_flight"] -= 1
+                run.episodes.release(lease)
+                if sb is not None:
+                    sb.unlend()
+                    run.sandboxes.release(sb)
+                _SINK.reset(token)
+                self.calls.pop(call, None)
+                self.stopped.discard(call)
+        return traj, box, self._counter_delta()
+
+    async def offer_child(
+        self, env: Any, limits: Any, task: Task, role: str, depth: int, parent_traj: Any, kw: dict[str, Any]
+    ) -> Trajectory | None:
+        """Offer a child episode to the next peers in turn; its trajectory, or None if none took it."""
+        from ray.exceptions import RayActorError
+
+        ray = require_ray()
+        box = _SINK.get()
+        for _ in range(len(self.peers)):
+            self.next_peer = (self.next_peer + 1) % len(self.peers)
+            name = self.peers[self.next_peer]
+            peer = self.handles.get(name)
+            try:
+                if peer is None:
+                    peer = self.handles[name] = ray.get_actor(name)
+                self.n_calls += 1
+                call = (self.owner, self.n_calls)
+                ref = peer.child.remote(
+                    env, limits, task, role, depth, parent_traj.id if parent_traj is not None else None, kw, call
+                )
+                try:
+                    got = await ref
+                except anyio.get_cancelled_exc_class():  # the parent stopped: so does the child, stored partial
+                    peer.cancel.remote(call)
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(_STOP_WAIT_S):
+                        try:
+                            _, stored, delta = await ref
+                            self._take(box, stored, delta)
+                        except Exception:
+                            pass
+                    raise
+            except (RayActorError, ValueError):  # the peer died or is not there: try the next one
+                self.handles.pop(name, None)
+                continue
+            if got is None:
+                continue
+            traj, stored, delta = got  # (the parent listed the child's id when the spawn began)
+            self._take(box, stored, delta)
+            self.run.metrics.counters["children_remote"] += 1
+            return traj  # type: ignore[no-any-return]
+        return None
+
+    def _take(self, box: Any, stored: list[Trajectory], delta: dict[str, float]) -> None:
+        if box is not None:
+            box.extend(stored)  # the child and its descendants, stored before its parent as in-process
+        self.run.metrics.counters.update(delta)
+
     def _counter_delta(self) -> dict[str, float]:
         now = self.run.metrics.counters
         out = {}
@@ -213,11 +369,17 @@ class RayBackend:
         address: None or ``"local"`` starts a local Ray instance; ``"auto"`` or ``"ray://host:port"`` (or any
             ``ray.init`` address) connects to a running cluster. Ignored when Ray is already initialised.
         workers: number of worker actors (default: one per CPU of the cluster).
+        spawn: where child episodes run: ``"local"`` on their parent's worker (no round trip), or
+            ``"spread"``: offered to the other workers in turn, each taking it only if it has a free episode
+            slot right now (else it runs on its parent's worker, as with ``"local"``).
     """
 
-    def __init__(self, address: str | None = None, workers: int | None = None) -> None:
+    def __init__(self, address: str | None = None, workers: int | None = None, spawn: str = "local") -> None:
         if workers is not None and workers < 1:
             raise ConfigError(f"ray_workers must be at least 1, got {workers}")
+        if spawn not in ("local", "spread"):
+            raise ConfigError(f"ray_spawn must be 'local' or 'spread', got {spawn!r}")
+        self.spawn = spawn
         require_ray()
         self.address = address
         self.n_workers = workers
@@ -247,12 +409,16 @@ class RayBackend:
             "limits": mgr.limits,
             "sampling": mgr.sampling,
         }
-        key = pickle.dumps((config, n))
+        key = pickle.dumps((config, n, self.spawn))
         if key == self.config_key and self.actors:
             return
         self.shutdown()
+        names = [f"swarmgym-{os.urandom(6).hex()}-w{i}" for i in range(n)]
+        if self.spawn == "spread":  # workers find each other by name (a restarted worker keeps its name)
+            config = {**config, "peers": names}
         cpus = float(ray.cluster_resources().get("CPU", 1))
-        cls = ray.remote(EpisodeWorker).options(
+        cls = ray.remote(EpisodeWorker)
+        opts = dict(
             num_cpus=min(1.0, cpus / n),
             max_restarts=-1,  # a killed worker comes back (its lost calls are rerun by the driver)
             max_task_retries=0,  # reruns are the driver's: Ray retrying too could run an episode twice
@@ -262,7 +428,7 @@ class RayBackend:
         slots = _call_limits(mgr.limits)
         if slots:
             self.limiter = ray.remote(CallLimiter).options(num_cpus=0, max_restarts=0).remote(slots)
-        self.actors = [cls.remote(config, i, self.limiter) for i in range(n)]
+        self.actors = [cls.options(name=names[i], **opts).remote(config, i, self.limiter) for i in range(n)]
         self.load = [0] * n
         self.known = [-1] * n
         self.config_key = key

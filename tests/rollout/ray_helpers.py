@@ -46,7 +46,8 @@ class SeededPolicy:
     answers from its prompt. ``latency`` slows every call (for kill tests); ``log`` names a file each call
     appends ``<start> <end>`` wall-clock times to (to count calls in progress at once, across processes)."""
 
-    def __init__(self, latency: float = 0.0, tag_pid: bool = False, log: str | None = None) -> None:
+    def __init__(self, latency: float = 0.0, tag_pid: bool = False, log: str | None = None, deep: int = 1) -> None:
+        self.deep = deep  # levels of children below a top-level episode (each asks the next)
         self.latency = latency
         self.tag_pid = tag_pid
         self.log = log
@@ -62,15 +63,15 @@ class SeededPolicy:
     async def _complete(self, messages: Any, ctx: Any) -> Completion:
         if self.latency:
             await anyio.sleep(self.latency)
-        if ctx.role != "main" or ctx.task.id.endswith("/ask"):
-            return Completion(message=Message(role="assistant", content=f"child of {ctx.task.prompt}"))
+        tail = f":{os.getpid()}" if self.tag_pid else ""
+        if ctx.task.id.count("/ask") >= self.deep:
+            return Completion(message=Message(role="assistant", content=f"child of {ctx.task.prompt}{tail}"))
         if ctx.turn == 0:
             call = {"id": "c0", "name": "ask", "arguments": {"question": ctx.task.id}}
             return Completion(
                 message=Message.model_validate({"role": "assistant", "content": None, "tool_calls": [call]})
             )
         draw = int(ctx.env.np_random.integers(1_000_000))
-        tail = f":{os.getpid()}" if self.tag_pid else ""
         return Completion(message=Message(role="assistant", content=f"{draw}:{messages[-1].text}{tail}"))
 
 

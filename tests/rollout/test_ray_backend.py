@@ -173,6 +173,34 @@ async def test_a_cancelled_run_stores_worker_partials_and_resume_reruns_only_tho
     assert sorted((t.task_id, t.sample_index) for t in final) == sorted((f"q{i % 8}", i // 8) for i in range(12))
 
 
+async def test_recursion_across_workers_never_deadlocks(local_ray) -> None:
+    store = MemoryStore()
+    # two episode slots for three levels of children per episode: without lending (in-process) and slot-free
+    # hand-offs (across workers) this would deadlock
+    mgr = RolloutManager(Spec(POLICY, latency=0.05, tag_pid=True, deep=3), RolloutLimits(max_episodes=2),
+                         store=store, backend="ray", ray_workers=2, ray_spawn="spread")  # fmt: skip
+    trajs = await mgr.run(ENV_ID, 6, seed=4)
+    mgr._ray.shutdown()
+    assert len(trajs) == 6 and all(t.status == "ok" for t in trajs)
+    by_id = {t.id: t for t in store.trajectories}
+    assert len(by_id) == 24 and all(t.status == "ok" for t in by_id.values())
+
+    def pid(t):
+        return t.final_text.rsplit(":", 1)[-1]
+
+    for top in trajs:  # each a chain top -> child -> grandchild -> great-grandchild, linked both ways
+        chain, t = [top], top
+        while t.children:
+            (cid,) = t.children
+            assert by_id[cid].parent_id == t.id
+            t = by_id[cid]
+            chain.append(t)
+        assert [c.task_id for c in chain] == [top.task_id + "/ask" * d for d in range(4)]
+    edges = [(pid(by_id[t.parent_id]), pid(t)) for t in by_id.values() if t.parent_id]
+    assert any(a != b for a, b in edges)  # children really ran on another worker than their parent
+    assert mgr.metrics.counters["children_remote"] >= 1
+
+
 async def test_what_cannot_be_sent_is_named(local_ray) -> None:
     with pytest.raises(ConfigError, match=r"policy of role 'main' \(OraclePolicy\).*Spec\('swarmgym.policies"):
         RolloutManager(OraclePolicy(), backend="ray")
