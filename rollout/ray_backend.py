@@ -347,7 +347,8 @@ class EpisodeWorker:
 
         import swarmgym
 
-        return {"pid": os.getpid(), "swarmgym": swarmgym.__file__, "cpu_s": time.process_time()}
+        node = require_ray().get_runtime_context().get_node_id()
+        return {"pid": os.getpid(), "node": node, "swarmgym": swarmgym.__file__, "cpu_s": time.process_time()}
 
     async def aclose(self) -> None:
         """Close what the policies opened (HTTP sessions) before the actor is killed."""

@@ -280,3 +280,89 @@ def test_the_store_after_a_driver_kill_resumes_with_none_lost_or_twice(tmp_path:
     assert after[: len(before)] == before  # resume appended; it never rewrote what the killed driver stored
     keys = [(t.task_id, t.sample_index) for t in after if t.parent_id is None and t.status == "ok"]
     assert len(keys) == 40 and len(set(keys)) == 40  # none lost, none stored twice
+
+
+_TWO_NODE_DRIVER = """
+import json, sys, time
+import anyio, ray
+from swarmgym.envs.registry import register
+from swarmgym.rollout import MemoryStore, RolloutLimits, RolloutManager, Spec
+from swarmgym.tests.rollout.ray_helpers import ENTRY, ENV_ID, POLICY
+
+register(ENV_ID, ENTRY, override=True)
+ray.init(address=sys.argv[1], logging_level="ERROR")
+deadline = time.monotonic() + 180
+while sum(n["Alive"] for n in ray.nodes()) < 2:
+    assert time.monotonic() < deadline, "the second node never joined"
+    time.sleep(0.5)
+
+async def main():
+    store = MemoryStore()
+    mgr = RolloutManager(Spec(POLICY, tag_pid=True), RolloutLimits(max_episodes=4), store=store, backend="ray",
+                         ray_workers=2, ray_spawn="spread")
+    trajs = await mgr.run(ENV_ID, 8, seed=1)
+    infos = await mgr._ray.infos()
+    mgr._ray.shutdown()
+    print(json.dumps({"ok": sum(t.status == "ok" for t in trajs), "stored": len(store.trajectories),
+                      "nodes": [i["node"] for i in infos]}))
+
+anyio.run(main)
+"""
+
+
+def test_a_second_node_started_with_ray_start(tmp_path: Path) -> None:
+    import json
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+
+    ray_bin = shutil.which("ray", path=os.path.dirname(sys.executable)) or shutil.which("ray")
+    assert ray_bin, "the ray extra installs the `ray` command"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # a short temp dir of our own (socket paths have a length limit; nothing lands in /tmp/ray), and no token
+    # auth for this throwaway two-node cluster on one machine
+    temp = tempfile.mkdtemp(prefix="sgray")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    common = ["--num-cpus", "1", "--temp-dir", temp, "--block", "--disable-usage-stats"]
+    procs = []
+    logs = [(tmp_path / "head.log").open("w"), (tmp_path / "node.log").open("w")]
+    try:
+        head_log = tmp_path / "head.log"
+        procs.append(subprocess.Popen(
+            [ray_bin, "start", "--head", "--port", str(port), "--include-dashboard", "false", *common],
+            env=env, stdout=logs[0], stderr=subprocess.STDOUT, start_new_session=True,
+        ))  # fmt: skip
+        deadline = time.monotonic() + 180
+        while "Ray runtime started" not in head_log.read_text():
+            assert procs[0].poll() is None and time.monotonic() < deadline, head_log.read_text()[-3000:]
+            time.sleep(0.2)
+        address = head_log.read_text().split("ray start --address='", 1)[1].split("'", 1)[0]
+        procs.append(subprocess.Popen(
+            [ray_bin, "start", "--address", address, *common], env=env, stdout=logs[1],
+            stderr=subprocess.STDOUT, start_new_session=True,
+        ))  # fmt: skip
+        script = tmp_path / "driver.py"
+        script.write_text(_TWO_NODE_DRIVER)
+        done = subprocess.run([sys.executable, str(script), address], env=env, cwd=tmp_path, capture_output=True,
+                              timeout=400)  # fmt: skip
+        assert done.returncode == 0, done.stdout.decode()[-2000:] + done.stderr.decode()[-3000:]
+        res = json.loads(done.stdout.decode().strip().splitlines()[-1])
+        assert res["ok"] == 8 and res["stored"] == 16
+        assert len(set(res["nodes"])) == 2  # one worker on each node
+    finally:
+        for p in procs:  # `ray start --block` stops its node's processes on SIGTERM; then whatever is left
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+            for pid in _session_pids(p.pid):
+                os.kill(pid, signal.SIGKILL)
+        for f in logs:
+            f.close()
+        shutil.rmtree(temp, ignore_errors=True)
