@@ -183,6 +183,9 @@ def run_command(args: argparse.Namespace) -> int:
             except SwarmgymError as e:  # the breaker: still show what was done, then report it
                 error = e
     finally:
+        ray_backend = getattr(locals().get("mgr"), "_ray", None)
+        if ray_backend is not None:  # workers close their HTTP sessions before they are stopped
+            ray_backend.shutdown()
         if store is not None:
             store.close()
         if prom is not None:

@@ -141,6 +141,8 @@ class EpisodeWorker:
         self.owner = new_owner()
         self.calls: dict[Any, anyio.CancelScope] = {}  # running calls, by their caller's call number
         self.stopped: set[Any] = set()
+        self.router_spec: Any = config["router"]
+        self.routers: list[Any] = []  # routers replaced by a new policy (closed in aclose)
         self.index = index
         self.peers: list[str] = [n for i, n in enumerate(config.get("peers", ())) if i != index]
         self.handles: dict[str, Any] = {}
@@ -169,9 +171,13 @@ class EpisodeWorker:
             return
         self.epoch = state["epoch"]
         mgr = self.run.mgr
-        if state["router"] is not None:
+        if state["router"] is not None and state["router"] != self.router_spec:
+            # a new router only when the policies changed (every run's state carries one): each policy build
+            # opens its own HTTP session; the old ones are closed at shutdown (calls in flight may still use them)
+            self.routers.append(mgr._router)
             mgr._router = build_router(state["router"])
             mgr._router_changed = True
+            self.router_spec = state["router"]
         mgr.version = state["version"]
         mgr.judge_step = state["judge_step"]
         if state["paused"]:
@@ -355,12 +361,14 @@ class EpisodeWorker:
         if self.run is None:
             return
         seen: set[int] = set()
-        for p in self.run.mgr._router._policies.values():
-            obj = getattr(p, "_obj", p)
-            close = getattr(obj, "aclose", None)
-            if close is not None and id(obj) not in seen:
-                seen.add(id(obj))
-                await close()
+        for router in [*self.routers, self.run.mgr._router]:
+            for p in router._policies.values():
+                obj = getattr(p, "_obj", p)
+                close = getattr(obj, "aclose", None)
+                if close is not None and id(obj) not in seen:
+                    seen.add(id(obj))
+                    await close()
+        self.routers.clear()
 
 
 class RayBackend:

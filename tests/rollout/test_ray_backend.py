@@ -201,6 +201,35 @@ async def test_recursion_across_workers_never_deadlocks(local_ray) -> None:
     assert mgr.metrics.counters["children_remote"] >= 1
 
 
+async def test_a_worker_keeps_its_policies_across_runs_and_closes_every_one() -> None:
+    """Every run re-sends the policies; a worker that rebuilt them each time leaked an HTTP session per run
+    ("Unclosed client session" at shutdown). In-process (the actor class itself), against a fake server process."""
+    from swarmgym.policies.base import PolicyRouter
+    from swarmgym.rollout.ray_backend import EpisodeWorker
+    from swarmgym.rollout.specs import env_spec, router_spec
+    from swarmgym.testing import start_fake_server_process
+    from swarmgym.wire import SamplingParams
+
+    with start_fake_server_process(default_text="\\boxed{0}", models=("fake-model", "other")) as srv:
+
+        def spec(model):
+            return router_spec(PolicyRouter.of(Spec("swarmgym.policies.openai_http:OpenAIPolicy",
+                                                    base_url=srv.base_url, model=model)))  # fmt: skip
+
+        env = make("swarmgym/Math-v0")
+        w = EpisodeWorker({"env": env_spec(env), "router": spec("fake-model"), "limits": RolloutLimits(),
+                           "sampling": SamplingParams()})  # fmt: skip
+        sessions = []
+        for epoch, model in ((1, "fake-model"), (2, "fake-model"), (3, "other")):  # runs 1, 2 same policies
+            state = {"epoch": epoch, "router": spec(model), "version": 0, "judge_step": 0, "paused": False}
+            traj, _, _ = await w.episode(env.tasks[0], None, 0, epoch, state, epoch)
+            assert traj.status == "ok"
+            sessions.append(w.run.mgr._router.get("main")._obj._client._session)
+        assert sessions[0] is sessions[1] and sessions[2] is not sessions[0]  # rebuilt only when changed
+        await w.aclose()
+        assert sessions[0].closed and sessions[2].closed
+
+
 async def test_what_cannot_be_sent_is_named(local_ray) -> None:
     with pytest.raises(ConfigError, match=r"policy of role 'main' \(OraclePolicy\).*Spec\('swarmgym.policies"):
         RolloutManager(OraclePolicy(), backend="ray")
