@@ -122,20 +122,26 @@ async def test_the_model_call_limit_holds_across_the_cluster(local_ray, tmp_path
 async def test_pause_reaches_worker_episodes_and_resume_brings_the_new_policy(local_ray, tmp_path: Path) -> None:
     log = tmp_path / "calls.log"
     mgr = RolloutManager(
-        Spec(POLICY, latency=0.2, log=str(log)), RolloutLimits(max_episodes=4), backend="ray", ray_workers=2
+        Spec(POLICY, latency=1.0, log=str(log)), RolloutLimits(max_episodes=4), backend="ray", ray_workers=2
     )  # fmt: skip
-    got = []
-    async with aclosing(mgr.stream(ENV_ID, 8, seed=5)) as s:
-        async for t in s:
-            got.append(t)
-            if len(got) == 1:
-                mgr.pause()
-                # wait until every worker has applied the pause (the same state again: idempotent)
-                await asyncio.gather(*[a.set_state.remote(mgr._ray.state) for a in mgr._ray.actors])
-                acked = time.time()
-                await anyio.sleep(1.0)  # room for a call that ignores the pause to show up in the log
-                resumed = time.time()
-                mgr.resume(policy=Spec(POLICY, latency=0.2, log=str(log)))
+    times = {}
+
+    async def pause_after_the_first_call() -> None:
+        # the first call just ended: its episode's child call is under way and its last call still to come
+        while not (log.exists() and log.read_text().strip()):
+            await anyio.sleep(0.01)
+        mgr.pause()
+        # wait until every worker has applied the pause (the same state again: idempotent)
+        await asyncio.gather(*[a.set_state.remote(mgr._ray.state) for a in mgr._ray.actors])
+        times["acked"] = time.time()
+        await anyio.sleep(1.5)  # room for a call that ignores the pause to show up in the log
+        times["resumed"] = time.time()
+        mgr.resume(policy=Spec(POLICY, latency=1.0, log=str(log)))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pause_after_the_first_call)
+        got = await mgr.run(ENV_ID, 8, seed=5)
+    acked, resumed = times["acked"], times["resumed"]
     mgr._ray.shutdown()
     starts = [float(line.split()[0]) for line in log.read_text().splitlines()]
     assert not [t for t in starts if acked < t < resumed]  # no model call started on any worker while paused
