@@ -51,8 +51,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--ray", default=None, metavar="ADDRESS",
                         help="run episodes on Ray workers: 'local' starts Ray here, 'auto' joins the running "
-                        "cluster, or a ray:// address (needs swarmgym[ray] on every node)")  # fmt: skip
+                        "cluster, or HOST:PORT / ray:// address (needs swarmgym[ray] on every node)")  # fmt: skip
     parser.add_argument("--ray-workers", type=int, default=None, help="Ray worker actors (default: one per CPU)")
+    parser.add_argument("--ray-spawn", choices=("local", "spread"), default="local",
+                        help="where child episodes run: on their parent's worker, or on the other workers in turn")  # fmt: skip
 
 
 def _env_kwargs(items: list[str]) -> dict[str, Any]:
@@ -151,7 +153,8 @@ def run_command(args: argparse.Namespace) -> int:
         ray_kw: dict[str, Any] = {}
         if args.ray is not None:
             anyio.run(_resolve_model_once, policy)  # the workers get the model name; this client is done
-            ray_kw = {"backend": "ray", "ray_address": args.ray, "ray_workers": args.ray_workers}
+            ray_kw = {"backend": "ray", "ray_address": args.ray, "ray_workers": args.ray_workers,
+                      "ray_spawn": args.ray_spawn}  # fmt: skip
         mgr = RolloutManager(
             _policy_spec(args, policy) if ray_kw else policy, limits, store=store, metrics=metrics, sampling=sampling,
             **ray_kw,

@@ -1124,8 +1124,8 @@ class RolloutManager:
         ray_address: where Ray runs: None starts a local instance, ``"auto"`` joins the running cluster, or
             any ``ray.init`` address.
         ray_workers: worker actors (default: one per CPU of the cluster).
-        ray_spawn: ``"local"`` (child episodes on their parent's worker) or ``"spread"`` (offered to the other
-            workers first; see :class:`~swarmgym.rollout.ray_backend.RayBackend`).
+        ray_spawn: ``"local"`` (child episodes on their parent's worker) or ``"spread"`` (on the other
+            workers in turn; see :class:`~swarmgym.rollout.ray_backend.RayBackend`).
 
     Not thread-safe: call ``pause``/``resume`` from the event loop running the manager.
     """

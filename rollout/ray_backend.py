@@ -18,10 +18,11 @@ acknowledged it, so a restarted worker catches up on its first call.
 A cancelled run (Ctrl-C, a consumer that stops, the breaker) asks each worker to stop its episodes and
 stores the partial trajectories they send back as ``cancelled``, as in-process; resume reruns only those.
 
-With ``spawn="spread"`` a child episode is offered to the other workers in turn (named actors, so a
-restarted one is found again); a peer takes it only if it has a free episode slot (and sandbox slot, under a
-sandbox limit) right now, else it runs on its parent's worker. No hop ever waits for a slot, so recursion
-across workers cannot deadlock. The child's trajectories travel back through its parent's worker.
+With ``spawn="spread"`` a child episode goes to the other workers in turn (named actors, so a restarted one
+is found again). Its episode slot stays the one its parent's worker acquired for it (with the usual lending),
+so no hop ever waits for an episode slot and recursion across workers cannot deadlock; under a sandbox limit
+a peer takes a child only with a sandbox slot free at once, else it runs on its parent's worker. The child's
+trajectories travel back through its parent's worker.
 
 Not done here: episodes in flight are bounded cluster-wide for top-level episodes (the driver's admission);
 children count against their worker's own pool (at most ``max_episodes`` per worker). Model-call latency
@@ -40,6 +41,7 @@ import anyio
 
 from ..errors import ConfigError, RolloutError
 from ..wire import Task, Trajectory
+from .limiter import Lease, SlotPool
 from .manager import _Run
 from .ray_limiter import GLOBAL, CallLimiter, RemoteSemaphore, new_owner
 from .specs import build_router, ensure_registered, env_spec, router_spec
@@ -51,6 +53,8 @@ _STOP_WAIT_S = 10.0  # a cancelled run waits this long for each worker episode's
 # counters record_episode makes from trajectories: the driver recounts those itself from what it receives
 _RECOUNTED = ("status_", "child_status_", "episodes_finished", "children_finished", "reward_sum", "tool_calls",
               "judge_", "child_judge_")  # fmt: skip
+
+_ELSEWHERE = Lease(SlotPool(None), None)  # the "parent" of slots held on another worker (see EpisodeWorker.child)
 
 _SINK: contextvars.ContextVar[list[Trajectory] | None] = contextvars.ContextVar("swarmgym_ray_sink", default=None)
 
@@ -122,7 +126,7 @@ class _WorkerRun(_Run):
             return await super().episode(env, task, role=role, depth=depth, parent=parent, **kw)
         sent = {k: v for k, v in kw.items() if k != "lease"}  # the slot held here stays here until it returns
         got = await w.offer_child(described, env.limits, task, role, depth, parent.traj, sent)
-        if got is None:  # every peer was busy (or gone): run it here, where the parent lends its slot
+        if got is None:  # no peer could take it (gone, or no sandbox slot free): run it here
             return await super().episode(env, task, role=role, depth=depth, parent=parent, **kw)
         return got
 
@@ -239,24 +243,24 @@ class EpisodeWorker:
         kw: dict[str, Any],
         call: Any,
     ) -> tuple[Trajectory | None, list[Trajectory], dict[str, float]] | None:
-        """Run a child episode whose parent runs on another worker, if a slot is free right now (None: busy).
+        """Run a child episode whose parent runs on another worker (None: no sandbox slot free right now).
 
-        Never waiting for a slot here is what keeps spawns across workers free of deadlock: a child either
-        starts at once on a peer or runs on its parent's worker, where the parent lends it its slot.
+        A child never waits for a slot here, which keeps spawns across workers free of deadlock: its episode
+        slot is held for it on its parent's worker (acquired there with the usual lending), and under a
+        sandbox limit it starts only if a sandbox slot is free at once (else it runs on its parent's worker).
         """
         if self.run is None:
             self._setup()
         run = self.run
-        lease = run.episodes.try_acquire(None)
-        if lease is None:
-            return None
         sb = None
-        if run.limits.max_sandboxes is not None:  # reserve the child's first sandbox too (no waiting later)
+        if run.limits.max_sandboxes is not None:  # reserve the child's first sandbox (no waiting for it here)
             sb = run.sandboxes.try_acquire(None)
             if sb is None:
-                run.episodes.release(lease)
                 return None
             sb.lend()
+        # the child's episode slot is the one its parent's worker acquired for it (and holds until it returns):
+        # here it is a borrowed lease, so this pool is not charged twice, and its own children can borrow it
+        lease = Lease(run.episodes, _ELSEWHERE)
         env_id, kwargs, registration = env
         ensure_registered(env_id, registration)
         from ..envs.registry import make
@@ -379,8 +383,8 @@ class RayBackend:
             ``ray.init`` address) connects to a running cluster. Ignored when Ray is already initialised.
         workers: number of worker actors (default: one per CPU of the cluster).
         spawn: where child episodes run: ``"local"`` on their parent's worker (no round trip), or
-            ``"spread"``: offered to the other workers in turn, each taking it only if it has a free episode
-            slot right now (else it runs on its parent's worker, as with ``"local"``).
+            ``"spread"``: on the other workers in turn (a round trip each; under a sandbox limit only where a
+            sandbox slot is free at once, else on the parent's worker).
     """
 
     def __init__(self, address: str | None = None, workers: int | None = None, spawn: str = "local") -> None:
