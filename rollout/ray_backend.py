@@ -5,9 +5,10 @@ and the group judge, the error-rate breaker, the store, the manifest and resume,
 the episode itself moves: each top-level episode is one call on an :class:`EpisodeWorker` actor, an async
 actor with its own event loop, its own in-process ``RolloutManager`` state (sandbox limits per worker;
 model-call limits cluster-wide through one limiter actor, :mod:`~swarmgym.rollout.ray_limiter`) and the
-policies and env rebuilt from their descriptions (:mod:`~swarmgym.rollout.specs`). The call returns the trajectory together with the children it spawned
-(they ran on the same worker, where a parent waiting in ``spawn`` lends its slot: no deadlock), so the
-driver stores a whole episode tree at once, as soon as it finishes.
+policies and env rebuilt from their descriptions (:mod:`~swarmgym.rollout.specs`). The call returns the
+trajectory together with the children it spawned (by default they run on the same worker, where a parent
+waiting in ``spawn`` lends its slot: no deadlock), so the driver stores a whole episode tree at once, as soon
+as it finishes.
 
 A worker process that dies mid-run fails its calls with ``RayActorError``; the driver reruns each of those
 episodes, preferring another worker (Ray restarts the dead one). Nothing of a lost call reached the store,
