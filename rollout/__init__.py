@@ -15,6 +15,7 @@ from .limiter import Lease, SlotPool
 from .limits import RolloutLimits
 from .manager import RolloutManager, rollout
 from .metrics import LiveDashboard, RolloutMetrics, serve_prometheus
+from .specs import Spec
 from .store import MemoryStore, TrajectoryStore, orphan_ids, read_records, read_trajectories, store_manifest
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "RolloutManager",
     "RolloutMetrics",
     "SlotPool",
+    "Spec",
     "TrajectoryStore",
     "group_stats",
     "orphan_ids",

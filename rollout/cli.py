@@ -49,6 +49,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="keyword argument for the env factory (VALUE parsed as JSON when it can be)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--ray", default=None, metavar="ADDRESS",
+                        help="run episodes on Ray workers: 'local' starts Ray here, 'auto' joins the running "
+                        "cluster, or HOST:PORT / ray:// address (needs swarmgym[ray] on every node)")  # fmt: skip
+    parser.add_argument("--ray-workers", type=int, default=None, help="Ray worker actors (default: one per CPU)")
+    parser.add_argument("--ray-spawn", choices=("local", "spread"), default="local",
+                        help="where child episodes run: on their parent's worker, or on the other workers in turn")  # fmt: skip
 
 
 def _env_kwargs(items: list[str]) -> dict[str, Any]:
@@ -81,6 +87,21 @@ def _policy(args: argparse.Namespace) -> Any:
     raise ConfigError(f"--policy must be 'oracle', 'scripted' or an http(s) URL, got {spec!r}")
 
 
+def _policy_spec(args: argparse.Namespace, live: Any) -> Any:
+    """The policy as a :class:`~swarmgym.rollout.specs.Spec` for Ray workers (``live`` after --model was
+    resolved)."""
+    from .specs import Spec
+
+    if args.policy == "oracle":
+        return Spec("swarmgym.policies.scripted:OraclePolicy")
+    if args.policy == "scripted":
+        return Spec("swarmgym.policies.scripted:ScriptedPolicy", responses=[args.scripted_text], cycle=True)
+    return Spec(
+        "swarmgym.policies.openai_http:OpenAIPolicy", base_url=args.policy, model=live.model, api_key=args.api_key,
+        max_connections=max(args.concurrency, 1),
+    )  # fmt: skip
+
+
 async def _resolve_model(policy: Any) -> None:
     """A URL policy without --model uses the server's first model."""
     if getattr(policy, "model", None) == "":
@@ -88,6 +109,15 @@ async def _resolve_model(policy: Any) -> None:
         if not models:
             raise ConfigError(f"the server at {policy.base_url} lists no models; pass --model")
         policy.model = models[0]
+
+
+async def _resolve_model_once(policy: Any) -> None:
+    try:
+        await _resolve_model(policy)
+    finally:
+        aclose = getattr(policy, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -120,7 +150,15 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         if args.metrics_port is not None:
             prom = serve_prometheus(metrics, args.metrics_port)
-        mgr = RolloutManager(policy, limits, store=store, metrics=metrics, sampling=sampling)
+        ray_kw: dict[str, Any] = {}
+        if args.ray is not None:
+            anyio.run(_resolve_model_once, policy)  # the workers get the model name; this client is done
+            ray_kw = {"backend": "ray", "ray_address": args.ray, "ray_workers": args.ray_workers,
+                      "ray_spawn": args.ray_spawn}  # fmt: skip
+        mgr = RolloutManager(
+            _policy_spec(args, policy) if ray_kw else policy, limits, store=store, metrics=metrics, sampling=sampling,
+            **ray_kw,
+        )  # fmt: skip
 
         async def go() -> None:
             try:
@@ -148,6 +186,9 @@ def run_command(args: argparse.Namespace) -> int:
             except SwarmgymError as e:  # the breaker: still show what was done, then report it
                 error = e
     finally:
+        ray_backend = getattr(locals().get("mgr"), "_ray", None)
+        if ray_backend is not None:  # workers close their HTTP sessions before they are stopped
+            ray_backend.shutdown()
         if store is not None:
             store.close()
         if prom is not None:

@@ -1117,6 +1117,15 @@ class RolloutManager:
             run is going (thresholds restored and objects unfrozen afterwards); see ``_tune_gc`` and
             ``_freeze_young_objects`` for the measurements behind it. Both GC settings are process-wide.
         flush_interval_s: the store is flushed at least this often.
+        backend: ``"local"`` (this process) or ``"ray"``: top-level episodes on Ray actors, the store, groups,
+            breaker and admission here (see :mod:`~swarmgym.rollout.ray_backend`; needs ``swarmgym[ray]``).
+            Policies must then be :class:`~swarmgym.rollout.specs.Spec` descriptions and the env a
+            registered id (or made by ``swarmgym.make``).
+        ray_address: where Ray runs: None starts a local instance, ``"auto"`` joins the running cluster, or
+            any ``ray.init`` address.
+        ray_workers: worker actors (default: one per CPU of the cluster).
+        ray_spawn: ``"local"`` (child episodes on their parent's worker) or ``"spread"`` (on the other
+            workers in turn; see :class:`~swarmgym.rollout.ray_backend.RayBackend`).
 
     Not thread-safe: call ``pause``/``resume`` from the event loop running the manager.
     """
@@ -1137,6 +1146,10 @@ class RolloutManager:
         freeze_gc: bool = True,
         tune_gc: bool = True,
         flush_interval_s: float = 1.0,
+        backend: str = "local",
+        ray_address: str | None = None,
+        ray_workers: int | None = None,
+        ray_spawn: str = "local",
     ) -> None:
         if not isinstance(router_or_policy, PolicyRouter) and not hasattr(router_or_policy, "complete"):
             raise ConfigError(f"expected a Policy or PolicyRouter, got {type(router_or_policy).__name__}")
@@ -1158,6 +1171,17 @@ class RolloutManager:
         """Current policy version (stamped on completions that carry none; bumped by ``resume(policy=…)``)."""
         self._paused = False
         self._resume_event: Any = None
+        self._ray: Any = None
+        if backend == "ray":
+            from .ray_backend import RayBackend
+            from .specs import router_spec
+
+            if pool is not None:
+                raise ConfigError("pool= is not supported with backend='ray': each worker uses the env's sandboxes")
+            router_spec(self._router)  # a live policy is an error now, not on the first run
+            self._ray = RayBackend(ray_address, ray_workers, ray_spawn)
+        elif backend != "local":
+            raise ConfigError(f"backend must be 'local' or 'ray', got {backend!r}")
 
     @property
     def router(self) -> PolicyRouter:
@@ -1170,6 +1194,8 @@ class RolloutManager:
         finish). Call :meth:`resume` to continue."""
         self._paused = True
         self.metrics.gauges["paused"] = 1.0
+        if self._ray is not None:
+            self._ray.sync(self)
 
     def get_judge_step(self) -> int:
         """The training step judges see now."""
@@ -1184,6 +1210,8 @@ class RolloutManager:
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise ConfigError(f"the training step must be an int >= 0, got {step!r}")
         self.judge_step = step
+        if self._ray is not None:
+            self._ray.sync(self)
 
     def resume(
         self,
@@ -1233,6 +1261,8 @@ class RolloutManager:
         ev, self._resume_event = self._resume_event, None
         if ev is not None:
             ev.set()
+        if self._ray is not None:
+            self._ray.sync(self)
 
     async def _wait_resumed(self) -> None:
         if self._resume_event is None:
@@ -1271,7 +1301,12 @@ class RolloutManager:
         """
         if group_size < 1:
             raise ConfigError(f"group_size must be >= 1, got {group_size}")
-        run = _Run(self, env, sampling, seed, group_size)
+        if self._ray is not None:
+            from .ray_backend import _RayRun
+
+            run: _Run = _RayRun(self, env, sampling, seed, group_size)
+        else:
+            run = _Run(self, env, sampling, seed, group_size)
         if self.store is not None:
             self.store.write_manifest(_manifest(run, tasks))
         if self.freeze_gc:
@@ -1322,6 +1357,7 @@ class RolloutManager:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_resume_event"] = None  # event-loop objects stay behind
+        state["_ray"] = None  # so do actor handles
         state["_paused"] = False
         return state
 
@@ -1344,6 +1380,7 @@ def _manifest(run: _Run, tasks: Any) -> dict[str, Any]:
             "limits": run.limits.model_dump(mode="json"),
             "roles": run.mgr._router.roles(),
             "policy_version": run.mgr.version,
+            "backend": "ray" if run.mgr._ray is not None else "local",
         },
         "seed": run.seed,
         "resumed": bool(getattr(run.store, "resumed", False)),

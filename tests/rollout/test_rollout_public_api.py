@@ -8,7 +8,7 @@ import swarmgym.rollout as pkg
 
 def test_all_matches_public_names() -> None:
     public = {n for n in vars(pkg) if not n.startswith("_")} - {"annotations", "sys", "types", "Any"}
-    submodules = {"groups", "limiter", "limits", "manager", "metrics", "store", "cli"}
+    submodules = {"groups", "limiter", "limits", "manager", "metrics", "store", "cli", "specs", "ray_backend", "ray_limiter"}
     assert set(pkg.__all__) == public - submodules
 
 
