@@ -10,34 +10,32 @@ import sys
 import types
 from typing import Any
 
-from .groups import GroupStats, group_stats, pass_at_k
-from .limiter import Lease, SlotPool
-from .limits import RolloutLimits
-from .manager import RolloutManager, rollout
-from .metrics import LiveDashboard, RolloutMetrics, serve_prometheus
-from .specs import Spec
-from .store import MemoryStore, TrajectoryStore, orphan_ids, read_records, read_trajectories, store_manifest
+from .._lazy import lazy_exports
 
-__all__ = [
-    "GroupStats",
-    "Lease",
-    "LiveDashboard",
-    "MemoryStore",
-    "RolloutLimits",
-    "RolloutManager",
-    "RolloutMetrics",
-    "SlotPool",
-    "Spec",
-    "TrajectoryStore",
-    "group_stats",
-    "orphan_ids",
-    "pass_at_k",
-    "read_records",
-    "read_trajectories",
-    "rollout",
-    "serve_prometheus",
-    "store_manifest",
-]
+# Lazy (PEP 562): readers of the store (swarmgym verify/view/plot) import rollout.store without loading the
+# manager, as DESIGN's observability rule asks; ``rollout`` itself is needed eagerly by the callable module.
+_LAZY = {
+    "GroupStats": ".groups",
+    "group_stats": ".groups",
+    "pass_at_k": ".groups",
+    "Lease": ".limiter",
+    "SlotPool": ".limiter",
+    "RolloutLimits": ".limits",
+    "RolloutManager": ".manager",
+    "rollout": ".manager",
+    "LiveDashboard": ".metrics",
+    "RolloutMetrics": ".metrics",
+    "serve_prometheus": ".metrics",
+    "Spec": ".specs",
+    "MemoryStore": ".store",
+    "TrajectoryStore": ".store",
+    "orphan_ids": ".store",
+    "read_records": ".store",
+    "read_trajectories": ".store",
+    "store_manifest": ".store",
+}
+__all__ = sorted(_LAZY)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 class _CallableModule(types.ModuleType):
@@ -49,6 +47,8 @@ class _CallableModule(types.ModuleType):
     """
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from .manager import rollout
+
         return rollout(*args, **kwargs)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -60,3 +62,14 @@ def test_layout_rule_sees_a_violation(tmp_path: Path) -> None:
     # the import scanner must resolve relative imports, or the rule above could never fail
     f = ROOT / "judges" / "base.py"
     assert "swarmgym.wire" in _imports_of(f)
+
+
+def test_store_readers_do_not_load_the_manager() -> None:
+    # DESIGN: view/plot/verify read the store; they never import the rollout manager (or the envs)
+    code = (
+        "import sys, swarmgym.viewer.verify, swarmgym.viewer.server, swarmgym.viewer.index, swarmgym.viewer.plots\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('swarmgym.rollout.manager', 'swarmgym.envs'))))"
+    )
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
