@@ -207,7 +207,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
     console = _console()
     if args.action == "build":
-        tag = sandbox_cli.build(args.name, force=args.force)
+        tag = sandbox_cli.build(args.name, force=args.force, mirror=args.mirror)
         console.print(f"sandbox image ready: [bold]{tag}[/bold]")
     elif args.action == "ls":
         from rich.table import Table
@@ -307,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("action", choices=["build", "ls", "gc"])
     sb.add_argument("name", nargs="?", default=None, help="image name (build)")
     sb.add_argument("--force", action="store_true", help="rebuild even if the image exists")
+    sb.add_argument("--mirror", default=None,
+                    help="Debian mirror for build (default: $SWARMGYM_DEBIAN_MIRROR, else the machine's apt sources)")
     return p
 
 

@@ -10,7 +10,7 @@ from typing import Any
 __all__ = ["build", "ls", "gc"]
 
 
-def build(name: str | None = None, force: bool = False) -> str:
+def build(name: str | None = None, force: bool = False, mirror: str | None = None) -> str:
     """Build the default docker sandbox image (skipped when it exists); returns its tag.
 
     Raises:
@@ -18,7 +18,7 @@ def build(name: str | None = None, force: bool = False) -> str:
     """
     from .toolsets.sandbox.image import build as _build
 
-    return _build(name, force)
+    return _build(name, force, mirror=mirror)
 
 
 def ls() -> list[dict[str, Any]]:

@@ -319,7 +319,7 @@ def _language_factory() -> Any:
         from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
     except ImportError as e:
         raise ConfigError(
-            "constraint kind 'language:response_language' needs langdetect: pip install langdetect"
+            "constraint kind 'language:response_language' needs langdetect: pip install 'swarmgym[lang]'"
         ) from e
     f = DetectorFactory()
     f.load_profile(PROFILES_DIRECTORY)

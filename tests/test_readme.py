@@ -34,3 +34,34 @@ def test_readme_has_two_setup_commands() -> None:
     commands = [line for line in bash.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     assert len(commands) == 2
     assert "swarmgym run" in commands[0] and "bash .ci/run" in commands[1]
+
+
+def _ci_helpers():  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ci_helpers", README.parent / ".ci" / "helpers.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_ci_runs_the_readme_command_and_checks_what_it_wrote(tmp_path: Path) -> None:
+    # .ci/run extracts the README's first command itself (so the two cannot drift) and counts what the
+    # command's `swarmgym run` wrote, row by row, against its -n
+    import subprocess
+    import sys
+
+    import pytest
+
+    helpers = _ci_helpers()
+    cmd = helpers.readme_command(str(README))
+    assert cmd.startswith("pip install") and "swarmgym run" in cmd and " -n " in cmd and "--out" in cmd
+    out = subprocess.run([sys.executable, "-m", "swarmgym", "run", "swarmgym/Math-v0", "--policy", "oracle", "-n", "3",
+                          "--out", "t.jsonl", "--no-live"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "3 trajectories, all ok" in helpers.check_run("swarmgym run swarmgym/Math-v0 -n 3 --out t.jsonl", str(tmp_path))
+    with pytest.raises(SystemExit, match="3 trajectories for -n 4"):
+        helpers.check_run("swarmgym run swarmgym/Math-v0 -n 4 --out t.jsonl", str(tmp_path))
+    with pytest.raises(SystemExit, match="wrote no"):
+        helpers.check_run("swarmgym run swarmgym/Math-v0 -n 3 --out other.jsonl", str(tmp_path))

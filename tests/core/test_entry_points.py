@@ -1,11 +1,13 @@
 """Third-party envs through the ``swarmgym.envs`` entry-point group, with a real installed distribution.
 
-A throwaway package is built from a temp dir and pip-installed into a fresh venv that sees the system
-site-packages (so swarmgym itself is importable there); a subprocess of that venv's python checks the envs.
+A throwaway package is built from a temp dir and pip-installed into a fresh venv that sees the *running*
+interpreter's site-packages (the active venv's, or the system's: swarmgym, pip, setuptools), never the base
+interpreter's by accident; a subprocess of that venv's python checks the envs.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -73,12 +75,26 @@ BROKEN_PYPROJECT = PYPROJECT.replace("swarmgym-thirdparty-echo", "swarmgym-third
 
 
 def make_venv(root: Path) -> Path:
-    """A venv that sees the system site-packages (swarmgym, setuptools, pip) without installing its own pip."""
+    """A venv that sees this interpreter's site-packages (and their .pth files: editable installs) after its own.
+
+    ``--system-site-packages`` would expose the *base* interpreter's packages, which inside an activated
+    virtualenv lacks swarmgym and its build tools; a .pth line running ``site.addsitedir`` exposes exactly
+    what the running tests see.
+    """
+    import site
+    import sysconfig
+
     venv = root / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True, timeout=120
-    )
-    return venv / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    own = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    dirs = [*site.getsitepackages(), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
+    lines = [f"import site; site.addsitedir({d!r})" for d in dict.fromkeys(dirs) if os.path.isdir(d)]
+    Path(own, "zz_parent_site.pth").write_text("\n".join(lines) + "\n")
+    return python
 
 
 def install(python: Path, pkg: Path) -> None:

@@ -6,6 +6,7 @@ import anyio
 import pytest
 from swarmgym.judges.base import JudgeContext
 from swarmgym.judges.code import CodeTestJudge, count_check_tests, run_tests
+from swarmgym.testing.require import missing
 from swarmgym.wire import Message, Task, Trajectory
 
 ADD_TESTS = ["assert add(1, 2) == 3", "assert add(-1, 1) == 0", "assert add(2, 2) == 5"]
@@ -135,7 +136,7 @@ def test_real_local_sandbox() -> None:
         try:
             sb = await create_sandbox("local")
         except SandboxError as e:  # the local backend needs bubblewrap; its own tests cover that
-            pytest.skip(f"local sandbox unavailable: {e}")
+            missing(f"local sandbox unavailable: {e}")
         try:
             task = Task(id="t", prompt="p", metadata={"tests": ADD_TESTS})
             r = await CodeTestJudge().score(task, _traj(f"```python\n{GOOD}\n```"), JudgeContext(sandbox=sb))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
-
+from swarmgym.testing.require import missing
 from swarmgym.toolsets.base import ToolContext
 from swarmgym.toolsets.files import FileEditToolset
 from swarmgym.toolsets.python import PythonToolset
@@ -27,7 +27,7 @@ def sb():
     try:
         s = anyio.run(create_sandbox, "local")
     except SandboxError as e:  # pragma: no cover - hosts without bubblewrap
-        pytest.skip(str(e))
+        missing(f"local sandbox unavailable: {e}")
     yield s
     anyio.run(s.close)
 

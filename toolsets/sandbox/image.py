@@ -6,11 +6,12 @@ tag is ``swarmgym-sandbox:<hash>``, where the hash covers everything the build d
 below, the suite, the package list, this file's version), so a build is skipped when an image with that tag
 exists, and a changed recipe gets a new tag instead of silently reusing an old image. ``latest`` always
 points at the last build. Users may pass any local image instead (``SandboxConfig(image=...)``); it must
-contain ``/usr/bin/python3``.
+contain ``/usr/bin/python3``. The Debian mirror is the one this machine's apt uses (``--mirror`` or
+``$SWARMGYM_DEBIAN_MIRROR`` override it).
 
 Command line (what CI runs; idempotent)::
 
-    python -m swarmgym.toolsets.sandbox.image build [--force] [--name NAME]
+    python -m swarmgym.toolsets.sandbox.image build [--force] [--name NAME] [--mirror URL]
     python -m swarmgym.toolsets.sandbox.image ls
 """
 
@@ -30,7 +31,7 @@ from typing import Any
 
 from ...errors import SandboxError
 
-__all__ = ["build", "ls", "default_image", "recipe_hash", "IMAGE_REPO", "main"]
+__all__ = ["build", "ls", "default_image", "recipe_hash", "apt_debian_mirror", "apt_source_entries", "IMAGE_REPO", "main"]
 
 IMAGE_REPO = "swarmgym-sandbox"
 LABEL = "swarmgym.sandbox"
@@ -66,21 +67,100 @@ def _client() -> Any:
     return c
 
 
-def _mirror() -> str:
-    """The Debian mirror apt on this host uses (so the build works wherever apt works)."""
+# Debian suite names (codenames and aliases); a sources entry for another suite (a vendor repo such as
+# "cloud-sdk-bookworm", Ubuntu's "jammy", nodesource's "nodistro") does not serve what debootstrap needs.
+_DEBIAN_SUITES = frozenset(
+    "buster bullseye bookworm trixie forky duke sid oldoldstable oldstable stable testing unstable".split()
+)
+
+
+def _is_debian_suite(suite: str) -> bool:
+    base = suite.split("-", 1)[0]  # bookworm-updates, bookworm-backports → bookworm
+    return base in _DEBIAN_SUITES and not suite.endswith("-security")
+
+
+def _one_line_entries(text: str) -> list[tuple[str, str, list[str]]]:
+    """``(uri, suite, components)`` of every ``deb`` line of a sources.list file (deb-src and comments skipped)."""
+    out = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line.startswith("deb "):
+            continue
+        rest = line[4:].strip()
+        if rest.startswith("["):  # options: deb [arch=amd64 signed-by=…] uri suite comps…
+            rest = rest.split("]", 1)[1] if "]" in rest else ""
+        parts = rest.split()
+        if len(parts) >= 2:
+            out.append((parts[0], parts[1], parts[2:]))
+    return out
+
+
+def _deb822_entries(text: str) -> list[tuple[str, str, list[str]]]:
+    """``(uri, suite, components)`` of every enabled ``Types: deb`` stanza of a ``*.sources`` file."""
+    out = []
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        key = None
+        for line in stanza.splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            if line[0] in " \t" and key:  # folded continuation line
+                fields[key] += " " + line.strip()
+                continue
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            fields[key] = value.strip()
+        if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes").lower() == "no":
+            continue
+        comps = fields.get("components", "").split()
+        for uri in fields.get("uris", "").split():
+            for suite in fields.get("suites", "").split():
+                out.append((uri, suite, comps))
+    return out
+
+
+def apt_source_entries(etc_apt: str = "/etc/apt") -> list[tuple[str, str, list[str]]]:
+    """``(uri, suite, components)`` of every binary source apt reads, in apt's order: ``sources.list``,
+    then ``sources.list.d/*.list`` (one-line format) and ``*.sources`` (deb822) sorted by name."""
+    files = [os.path.join(etc_apt, "sources.list")]
+    d = os.path.join(etc_apt, "sources.list.d")
+    if os.path.isdir(d):
+        files += sorted(os.path.join(d, n) for n in os.listdir(d) if n.endswith((".list", ".sources")))
+    out = []
+    for path in files:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError:
+            continue
+        out += _deb822_entries(text) if path.endswith(".sources") else _one_line_entries(text)
+    return out
+
+
+def apt_debian_mirror(etc_apt: str = "/etc/apt") -> str | None:
+    """The Debian mirror this machine's apt is configured with, or None: the first source serving a Debian
+    suite (not ``-security``) with the ``main`` component; a vendor repository or a security mirror cannot
+    bootstrap a system."""
+    for uri, suite, comps in apt_source_entries(etc_apt):
+        if _is_debian_suite(suite) and "main" in comps and uri.startswith(("http://", "https://", "file:/")):
+            return uri.rstrip("/")
+    return None
+
+
+def _mirror(override: str | None = None, say: Any = None) -> str:
+    """The mirror to debootstrap from: ``override`` (``--mirror``), then ``$SWARMGYM_DEBIAN_MIRROR``, then the
+    machine's apt sources, then Debian's own redirector (said out loud, since it may not be reachable here)."""
+    if override:
+        return override
     env = os.environ.get("SWARMGYM_DEBIAN_MIRROR")
     if env:
         return env
-    candidates = ["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"]
-    for path in candidates:
-        try:
-            text = open(path).read()
-        except OSError:
-            continue
-        for m in re.finditer(r"(?m)^(?:URIs:\s*|deb\s+(?:\[[^\]]*\]\s+)?)(\S+)", text):
-            uri = m.group(1)
-            if "security" not in uri and "debian" in uri:
-                return uri
+    found = apt_debian_mirror()
+    if found:
+        return found
+    if say:
+        say(f"no Debian mirror in /etc/apt sources; falling back to {DEFAULT_MIRROR} "
+            "(set SWARMGYM_DEBIAN_MIRROR or pass --mirror to choose one)")
     return DEFAULT_MIRROR
 
 
@@ -111,12 +191,13 @@ def _image_exists(client: Any, tag: str) -> bool:
         return False
 
 
-def build(name: str | None = None, force: bool = False, *, log: Any = None) -> str:
+def build(name: str | None = None, force: bool = False, *, mirror: str | None = None, log: Any = None) -> str:
     """Build the default sandbox image unless it exists; returns its tag.
 
     Args:
         name: tag to give the image (default ``swarmgym-sandbox:<recipe hash>``; ``latest`` is also set).
         force: rebuild even if the tag exists.
+        mirror: Debian mirror URL (default: ``$SWARMGYM_DEBIAN_MIRROR``, else the one apt here uses).
         log: ``callable(str)`` for progress lines (default: stderr).
 
     Raises:
@@ -139,7 +220,7 @@ def build(name: str | None = None, force: bool = False, *, log: Any = None) -> s
     work = tempfile.mkdtemp(prefix="swarmgym-image-")
     rootfs = os.path.join(work, "rootfs")
     try:
-        mirror = _mirror()
+        mirror = _mirror(mirror, say)
         say(f"debootstrap {SUITE} ({', '.join(PACKAGES)}) from {mirror} …")
         cmd = [
             debootstrap,
@@ -207,11 +288,13 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="build the default sandbox image (skipped when it exists)")
     b.add_argument("--name", default=None, help="image tag (default swarmgym-sandbox:<recipe hash>)")
     b.add_argument("--force", action="store_true", help="rebuild even if the image exists")
+    b.add_argument("--mirror", default=None,
+                   help="Debian mirror URL (default: $SWARMGYM_DEBIAN_MIRROR, else the machine's apt sources)")
     sub.add_parser("ls", help="list sandbox images")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "build":
-            print(build(args.name, args.force))
+            print(build(args.name, args.force, mirror=args.mirror))
         else:
             for row in ls():
                 print(f"{row['tag']}\t{row['id']}\t{row['size_mb']} MB\t{row['created']}")
