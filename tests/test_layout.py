@@ -65,10 +65,12 @@ def test_layout_rule_sees_a_violation(tmp_path: Path) -> None:
 
 
 def test_store_readers_do_not_load_the_manager() -> None:
-    # DESIGN: view/plot/verify read the store; they never import the rollout manager (or the envs)
+    # DESIGN: view/plot/verify read the store; they never import the rollout manager or an env (the registry
+    # loads with `import swarmgym` itself)
     code = (
         "import sys, swarmgym.viewer.verify, swarmgym.viewer.server, swarmgym.viewer.index, swarmgym.viewer.plots\n"
-        "print(sorted(m for m in sys.modules if m.startswith(('swarmgym.rollout.manager', 'swarmgym.envs'))))"
+        "print(sorted(m for m in sys.modules if m.startswith(('swarmgym.rollout.manager', 'swarmgym.envs.'))\n"
+        "      and m != 'swarmgym.envs.registry'))"
     )
     out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
