@@ -474,6 +474,13 @@ def make_math_env(*, command: str | Sequence[str] | None = None, size: int = 100
 
     src = ReasoningGymTasks(TOOL_DATASETS, size=size, seed=seed, config=DEFAULT_CONFIG)
     if command is None:
+        import importlib.util
+
+        if importlib.util.find_spec("openai") is None:  # the shipped agent is written with the openai client
+            raise ConfigError(
+                "swarmgym/BlackBoxMath-v0's default agent needs the openai client: pip install 'swarmgym[agents]' "
+                "(or pass command=[...] for your own program)"
+            )
         command = [sys.executable, agent_path("openai_tools_agent.py")]
     kwargs.setdefault("oracle", _tool_oracle)  # calls the agent's calculator, then boxes its result
     return BlackBoxEnv(src, command, judge=kwargs.pop("judge", None) or ReasoningGymJudge(src), **kwargs)

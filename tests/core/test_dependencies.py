@@ -32,7 +32,8 @@ UNDECLARED = {
 
 # modules only something from an extra ever imports -> that extra (their module-level imports may come from it)
 EXTRA_ONLY_MODULES = {
-    "testing/pytest_plugin.py": "dev",  # loaded by pytest (addopts -p) for swarmgym's own test suite
+    "testing/pytest_plugin.py": "dev",
+    "envs/agents/openai_tools_agent.py": "agents",  # a standalone example program (BlackBoxMath-v0's agent)  # loaded by pytest (addopts -p) for swarmgym's own test suite
 }
 
 
