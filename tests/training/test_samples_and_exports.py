@@ -138,3 +138,17 @@ def test_verl_output_fields() -> None:
     assert out["response_mask"] == [1, 1, 0, 0] and len(out["response_logprobs"]) == 4
     assert out["reward_score"] == 0.25 and out["num_turns"] == 3
     assert out["extra_fields"]["swarmgym_policy_versions"] == [0, 0, -1, -1]
+
+
+def test_trl_refuses_an_episode_without_completion_and_cuts_long_ones() -> None:
+    from swarmgym.errors import ConfigError
+    from swarmgym.training.export_trl import to_trl_rollout
+    from swarmgym.wire import Completion, Message, Trajectory
+
+    with pytest.raises(ConfigError, match="no completion"):
+        to_trl_rollout([Trajectory(task_id="t", reward=0.0, completions=[])])
+    c0 = Completion(message=Message(role="assistant", content="a"), prompt_ids=[1, 2],
+                    completion_ids=[3, 4, 5], logprobs=[-0.1, -0.2, -0.3], token_exact=True)
+    out = to_trl_rollout([Trajectory(task_id="t", reward=1.0, completions=[c0])], max_completion_length=2)
+    assert out["completion_ids"] == [[3, 4]] and out["env_mask"] == [[1, 1]] and out["logprobs"] == [[-0.1, -0.2]]
+    assert all(isinstance(i, int) for row in out["completion_ids"] for i in row)
