@@ -103,12 +103,17 @@ _ADDED: dict[str, tuple[list[str], bool]] = {
 }
 
 
-def cache_dir() -> Path:
-    """Where :func:`install` puts templates and tokenizers."""
+def cache_root() -> Path:
+    """swarmgym's cache of fetched test artefacts: ``${SWARMGYM_CACHE:-${XDG_CACHE_HOME:-~/.cache}/swarmgym}``."""
     root = os.environ.get("SWARMGYM_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "swarmgym"
     )
-    return Path(root) / "templates"
+    return Path(root)
+
+
+def cache_dir() -> Path:
+    """Where :func:`install` puts templates and tokenizers."""
+    return cache_root() / "templates"
 
 
 def _marker(root: Path) -> Path:
