@@ -27,7 +27,7 @@ from ..wire import Completion, Message, SamplingParams, ToolSpec, Usage
 from .base import PolicyContext
 
 if TYPE_CHECKING:
-    from ..training.tito import TokenizedConversation
+    from ..chat.tokens import TokenizedConversation
 
 __all__ = ["HFPolicy"]
 
@@ -114,7 +114,7 @@ class HFPolicy:
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device
         if conversation is None:
-            from ..training.tito import TokenizedConversation
+            from ..chat.tokens import TokenizedConversation
 
             conversation = TokenizedConversation(tokenizer)
         self.conversation = conversation

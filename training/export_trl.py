@@ -36,8 +36,16 @@ from .samples import trajectory_samples
 __all__ = ["to_trl_rollout", "make_rollout_func", "env_reward"]
 
 
-def to_trl_rollout(trajectories: Sequence[Trajectory], *, require_exact: bool = True) -> dict[str, list[Any]]:
+def to_trl_rollout(
+    trajectories: Sequence[Trajectory], *, require_exact: bool = True, max_completion_length: int | None = None
+) -> dict[str, list[Any]]:
     """One TRL rollout row per trajectory (pass the main trajectory of each episode, in prompt order).
+
+    Args:
+        trajectories: the episodes, one per prompt TRL handed over.
+        require_exact: refuse completions that are not token-exact.
+        max_completion_length: cut each row's completion (sampled + environment tokens) to TRL's
+            ``max_completion_length``, so an over-long multi-turn episode keeps the trainer's row width.
 
     Returns:
         ``prompt_ids``, ``completion_ids``, ``logprobs``, ``env_mask`` (TRL's keys) plus ``env_reward``,
@@ -47,22 +55,24 @@ def to_trl_rollout(trajectories: Sequence[Trajectory], *, require_exact: bool = 
     Raises:
         TokenDriftError: a trajectory is not token-exact or its turns do not chain (TRL needs one sequence
             per completion, so drift cannot be split here).
+        ConfigError: a trajectory has no completion (an empty row would turn TRL's padded ids float).
     """
     keys = ("prompt_ids", "completion_ids", "logprobs", "env_mask", "env_reward", "num_turns", "trajectory_id")
     out: dict[str, list[Any]] = {k: [] for k in keys}
     for traj in trajectories:
         (s,) = trajectory_samples(traj, require_exact=require_exact, include_frozen=True) or [None]
-        if s is None:  # no completions at all: an empty completion keeps rows aligned with prompts
-            out["prompt_ids"].append([])
-            out["completion_ids"].append([])
-            out["logprobs"].append([])
-            out["env_mask"].append([])
-        else:
-            p = s.prompt_len
-            out["prompt_ids"].append(s.ids[:p])
-            out["completion_ids"].append(s.ids[p:])
-            out["logprobs"].append(s.logprobs[p:])
-            out["env_mask"].append(s.loss_mask[p:])
+        if s is None:
+            # An empty row becomes torch.tensor([]) (float32) in TRL and turns the padded ids float: refuse it.
+            raise ConfigError(
+                f"trajectory {traj.id} has no completion (the episode ended before the model was called); "
+                "TRL needs at least one completion token per row: rerun or drop such episodes in run()"
+            )
+        p = s.prompt_len
+        end = None if max_completion_length is None else p + max_completion_length
+        out["prompt_ids"].append(s.ids[:p])
+        out["completion_ids"].append(s.ids[p:end])
+        out["logprobs"].append(s.logprobs[p:end])
+        out["env_mask"].append(s.loss_mask[p:end])
         out["env_reward"].append(float(traj.reward))
         out["num_turns"].append(traj.num_turns)
         out["trajectory_id"].append(traj.id)
@@ -74,9 +84,10 @@ def make_rollout_func(
 ) -> Callable[[list[Any], Any], dict[str, list[Any]]]:
     """Wrap ``run(prompts, trainer) -> list[Trajectory]`` (sync or async) as a TRL ``rollout_func``.
 
-    ``run`` must return one main trajectory per element of ``prompts``, in order (the slice TRL hands this
-    process; return as many completions per prompt as ``trainer.num_generations`` asks, if the slice is not
-    already repeated). An async ``run`` is driven with ``anyio.run`` — TRL calls the hook synchronously.
+    ``run`` must return exactly one main trajectory per element of ``prompts``, in order. TRL already repeats
+    each prompt ``num_generations`` times before calling the hook, so do not multiply them again (extra rows
+    break TRL's row-by-row merge). An async ``run`` is driven with ``anyio.run`` — TRL calls the hook
+    synchronously.
     """
     if not callable(run):
         raise ConfigError("make_rollout_func needs a callable run(prompts, trainer) -> list[Trajectory]")

@@ -1,15 +1,15 @@
-"""Train–inference mismatch correction (Kimi K2.5 §4.4 style) and group-normalised advantages.
+"""Train–inference mismatch correction (Kimi K2.5 style) and group-normalised advantages.
 
 The sampler (vLLM, SGLang, an in-process model) and the trainer compute slightly different probabilities
 for the same ids (kernels, precision, batch shapes). Per token, with ``r = exp(logp_trainer - logp_sampler)``:
 
 - :func:`log_ratio` — the per-token log-ratio (0 where the mask is 0);
 - :func:`token_clip_mask` — keeps only tokens with ``alpha <= r <= beta``; outside that band the token's
-  gradient is zeroed *whatever the sign of its advantage* (unlike PPO clipping, which only stops one side),
-  because such a token's sample is no longer evidence about the trained policy;
-- :func:`truncated_importance_weights` — ``min(r, cap)``, a constant (no gradient) per-token weight
-  correcting the remaining off-policy-ness with bounded variance;
-- :func:`corrected_pg_loss` — the policy-gradient loss with both applied.
+  policy-gradient term is zeroed *whatever the sign of its advantage* (unlike PPO clipping, which only stops
+  one side), because such a token's sample is no longer evidence about the trained policy;
+- :func:`truncated_importance_weights` — ``min(r, cap)``, a constant (no gradient) per-token weight;
+- :func:`corrected_pg_loss` — the K2.5 token-level objective as a loss (see there): the band-masked,
+  importance-weighted policy gradient plus the ``tau/2 * (log r)**2`` pull of the trainer towards the sampler.
 
 Every function takes numpy arrays or torch tensors and returns the same kind (torch is imported only when a
 tensor is passed). Shapes are ``[batch, seq]`` or ``[seq]``; masks are 0/1 of the same shape.
@@ -101,13 +101,27 @@ def corrected_pg_loss(
     *,
     alpha: float = 0.5,
     beta: float = 2.0,
-    cap: float | None = 2.0,
+    tau: float = 0.0,
+    cap: float | None = None,
 ) -> Any:
-    """Policy-gradient loss with token-level clipping and truncated importance weights.
+    """The K2.5 token-level RL objective as a loss (mean over masked-in tokens).
 
-    ``loss = -sum(w * keep * A * logp_trainer) / sum(mask)`` with ``w`` the truncated importance weight
-    (constant; 1 when ``cap`` is None) and ``keep`` the clip mask. The gradient through ``logp_trainer`` is
-    the importance-weighted REINFORCE gradient restricted to tokens where trainer and sampler agree.
+    Per token, with ``l = logp_trainer``, ``log r = l - logp_sampler``, ``keep`` the band mask of
+    :func:`token_clip_mask` and ``w = r`` held constant::
+
+        loss_t = -keep * w * A * l + (tau / 2) * (log r) ** 2
+        d loss_t / d l = -keep * r * A + tau * log r
+
+    Inside ``[alpha, beta]`` the gradient is the importance-weighted policy gradient ``r * A`` (what
+    ``Clip(r, alpha, beta) * A`` differentiates to); outside it the policy-gradient part is 0 for either sign
+    of ``A``. The ``tau`` term (Kimi K2.5's ``tau/2 * (log pi_theta/pi_old)^2``, with the sampler as
+    ``pi_old``) applies to every masked-in token, inside and outside the band, and pulls the trainer's
+    logprob back towards the sampler's; ``tau=0`` turns it off.
+
+    ``cap`` only exists to make a truncation explicit: ``w`` is ``min(r, cap)``, and since tokens with
+    ``r > beta`` are masked out, a cap ``>= beta`` never binds and ``None`` (no cap) is the same objective. A
+    cap ``< beta`` would replace ``r`` by ``cap`` for tokens inside the band, silently changing their
+    gradient, so it raises ConfigError (to shrink the band, lower ``beta``).
 
     Args:
         trainer_logprobs: the trainer's logprobs of the sampled ids (with grad for torch).
@@ -115,22 +129,40 @@ def corrected_pg_loss(
         advantages: per-token advantages (broadcast a per-sample advantage over its tokens).
         mask: the loss mask (1 on sampled tokens).
         alpha, beta: the ratio band of :func:`token_clip_mask`.
-        cap: truncation of :func:`truncated_importance_weights` (None: no importance weighting).
+        tau: weight of the squared log-ratio term (>= 0).
+        cap: None, or an importance-weight cap ``>= beta`` (no effect; see above).
 
     Returns:
-        A scalar (0-d array or tensor).
+        A scalar (0-d array or tensor): the sum over tokens divided by the number of masked-in tokens.
+
+    Raises:
+        ConfigError: ``cap < beta``, ``tau < 0``, or a band not containing 1.
     """
-    lr = log_ratio(trainer_logprobs, sampler_logprobs, mask)
-    if _is_torch(lr):
-        lr = lr.detach()
+    if cap is not None and cap < beta:
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            f"cap={cap} < beta={beta} would change the gradient of tokens inside the band (their weight r "
+            "would become cap); use cap=None (or >= beta), and lower beta to keep fewer tokens"
+        )
+    if tau < 0:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"tau must be >= 0, got {tau}")
+    # with grad (torch) for the tau term; the band and the weight use a detached copy
+    lr_grad = log_ratio(trainer_logprobs, sampler_logprobs, mask)
+    lr = lr_grad.detach() if _is_torch(lr_grad) else lr_grad
     keep = token_clip_mask(lr, mask, alpha=alpha, beta=beta)
-    w = truncated_importance_weights(lr, mask, cap=cap) if cap is not None else _float(mask, lr)
+    # min(r, beta) * keep == r * keep (tokens above beta are out), and it cannot overflow where r is huge
+    w = truncated_importance_weights(lr, mask, cap=beta)
     adv = _float(advantages, trainer_logprobs)
-    per_token = w * keep * adv * _float(trainer_logprobs, trainer_logprobs)
+    per_token = -w * keep * adv * _float(trainer_logprobs, trainer_logprobs)
+    if tau:
+        per_token = per_token + 0.5 * tau * lr_grad * lr_grad
     denom = _float(mask, trainer_logprobs).sum()
     if _is_torch(per_token):
-        return -per_token.sum() / denom.clamp(min=1.0)
-    return -per_token.sum() / max(float(denom), 1.0)
+        return per_token.sum() / denom.clamp(min=1.0)
+    return per_token.sum() / max(float(denom), 1.0)
 
 
 def mismatch_stats(

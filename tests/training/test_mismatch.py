@@ -49,14 +49,62 @@ def test_clipped_tokens_get_no_gradient_for_either_advantage_sign() -> None:
         assert grad[0] != 0 and grad[3] != 0 and torch.sign(grad[0]) == -sign
 
 
-def test_importance_weights_are_constants_in_the_gradient() -> None:
-    sampler = torch.log(torch.tensor([0.5, 0.25]))
-    trainer = torch.log(torch.tensor([0.5, 0.5])).requires_grad_()
-    loss = corrected_pg_loss(trainer, sampler, torch.ones(2), torch.ones(2), alpha=0.1, beta=10.0, cap=1.5)
+def _hand_gradient(trainer: torch.Tensor, sampler: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,
+                   alpha: float, beta: float, tau: float) -> torch.Tensor:
+    """d loss / d logp_trainer, derived by hand from loss = mean_t[-keep r A l + tau/2 (l - s)^2] (r constant)."""
+    lr = (trainer - sampler).detach()
+    r = lr.exp()
+    keep = ((r >= alpha) & (r <= beta)).float()
+    return mask * (-keep * r * adv + tau * lr) / mask.sum()
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.1, 1.0])
+def test_gradient_inside_and_outside_the_band_matches_the_hand_derivation(tau: float) -> None:
+    gen = torch.Generator().manual_seed(1)
+    sampler = torch.log(torch.rand(3, 40, generator=gen) * 0.9 + 0.05)
+    trainer = (sampler + torch.randn(3, 40, generator=gen) * 0.8).requires_grad_()
+    adv = torch.randn(3, 40, generator=gen)
+    mask = (torch.rand(3, 40, generator=gen) < 0.8).float()
+    r = (trainer - sampler).detach().exp()
+    inside, outside = (r >= 0.5) & (r <= 2.0) & (mask > 0), ((r < 0.5) | (r > 2.0)) & (mask > 0)
+    assert inside.sum() > 10 and outside.sum() > 10  # both regions are exercised
+    loss = corrected_pg_loss(trainer, sampler, adv, mask, alpha=0.5, beta=2.0, tau=tau)
     loss.backward()
     assert trainer.grad is not None
-    # d/dlogp of -(w * A * logp)/n with w = min(r, 1.5) held constant: -w/n
-    assert torch.allclose(trainer.grad, torch.tensor([-1.0 / 2, -1.5 / 2]))
+    expected = _hand_gradient(trainer, sampler, adv, mask, 0.5, 2.0, tau)
+    assert torch.allclose(trainer.grad, expected, atol=1e-6)
+    # outside the band only the tau term is left, whatever the advantage
+    assert torch.allclose(trainer.grad[outside], (tau * (trainer - sampler).detach() / mask.sum())[outside], atol=1e-7)
+    # numpy gives the same value
+    np_loss = corrected_pg_loss(*(x.detach().numpy() for x in (trainer, sampler, adv, mask)), tau=tau)
+    assert abs(float(np_loss) - loss.item()) < 1e-5
+
+
+def test_cap_never_changes_the_gradient_inside_the_band() -> None:
+    sampler = torch.log(torch.tensor([0.5, 0.25, 0.5]))
+    trainer = torch.log(torch.tensor([0.5, 0.45, 0.9])).requires_grad_()  # r = 1.0, 1.8, 1.8: all inside [0.5, 2]
+    grads = []
+    for cap in (None, 2.0, 50.0):
+        trainer.grad = None
+        corrected_pg_loss(trainer, sampler, torch.ones(3), torch.ones(3), beta=2.0, cap=cap).backward()
+        assert trainer.grad is not None
+        grads.append(trainer.grad.clone())
+    # -r/n with r the (untruncated) ratio: cap=None is importance weighting, not "no weighting"
+    assert torch.allclose(grads[0], torch.tensor([-1.0, -1.8, -1.8]) / 3, atol=1e-6)
+    assert all(torch.equal(g, grads[0]) for g in grads)
+    with pytest.raises(ConfigError, match="cap=1.5 < beta=2.0"):
+        corrected_pg_loss(trainer, sampler, torch.ones(3), torch.ones(3), beta=2.0, cap=1.5)
+    with pytest.raises(ConfigError, match="tau"):
+        corrected_pg_loss(trainer, sampler, torch.ones(3), torch.ones(3), tau=-0.1)
+
+
+def test_huge_ratios_stay_finite() -> None:
+    sampler = torch.tensor([-80.0, -1.0])
+    trainer = torch.tensor([-0.1, -1.0], requires_grad=True)  # r = e^79.9 on the first token
+    loss = corrected_pg_loss(trainer, sampler, torch.ones(2), torch.ones(2), tau=0.01)
+    loss.backward()
+    assert trainer.grad is not None and torch.isfinite(loss) and torch.isfinite(trainer.grad).all()
+    assert torch.allclose(trainer.grad, torch.tensor([0.01 * 79.9 / 2, -1.0 / 2]), atol=1e-5)
 
 
 def test_stats_and_bad_band() -> None:

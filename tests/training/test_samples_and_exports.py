@@ -133,8 +133,57 @@ def test_trl_rollout_func_accepts_async_runs() -> None:
 def test_verl_output_fields() -> None:
     turns = (("user", "q"), ("assistant", "a"), ("tool", "r"), ("assistant", "b"))
     msgs = [Message(role=r, content=c) for r, c in turns]
-    out = to_verl_output(_two_turns(messages=msgs, reward=0.25), response_length=4)
-    assert out["prompt_ids"] == [1, 2] and out["response_ids"] == [3, 4, 5, 6]
-    assert out["response_mask"] == [1, 1, 0, 0] and len(out["response_logprobs"]) == 4
-    assert out["reward_score"] == 0.25 and out["num_turns"] == 3
-    assert out["extra_fields"]["swarmgym_policy_versions"] == [0, 0, -1, -1]
+    out = to_verl_output(_two_turns(messages=msgs, reward=0.25), prompt_length=2, response_length=8)
+    assert out["prompt_ids"] == [1, 2] and out["response_ids"] == [3, 4, 5, 6, 7]
+    assert out["response_mask"] == [1, 1, 0, 0, 1] and len(out["response_logprobs"]) == 5
+    # ToolAgentLoop: 2 generations + 1 tool round + 1
+    assert out["reward_score"] == 0.25 and out["num_turns"] == 4
+    ef = out["extra_fields"]
+    assert ef["swarmgym_policy_versions"] == [0, 0, -1, -1, 1] and not ef["swarmgym_truncated"]
+    assert (ef["min_global_steps"], ef["max_global_steps"]) == (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("response_length", "response", "num_turns", "versions"),
+    [
+        (1, [3], 2, (0, 0)),  # the first generation reaches the limit: kept, cut
+        (2, [3, 4], 2, (0, 0)),  # exactly at the limit after a generation: stop there
+        (3, [3, 4], 2, (0, 0)),  # the tool tokens would reach the limit: dropped, with everything after
+        (4, [3, 4], 2, (0, 0)),
+        (5, [3, 4, 5, 6, 7], 4, (0, 1)),  # the second generation reaches it: kept
+    ],
+)
+def test_verl_cut_follows_tool_agent_loop(
+    response_length: int, response: list[int], num_turns: int, versions: tuple[int, int]
+) -> None:
+    out = to_verl_output(_two_turns(), prompt_length=4, response_length=response_length)
+    assert out["response_ids"] == response and len(out["response_mask"]) == len(response)
+    assert out["num_turns"] == num_turns
+    assert (out["extra_fields"]["min_global_steps"], out["extra_fields"]["max_global_steps"]) == versions
+    assert out["extra_fields"]["swarmgym_truncated"] == (len(response) < 5)
+
+
+def test_verl_refuses_long_prompts_split_and_empty_episodes() -> None:
+    with pytest.raises(ConfigError, match="prompt_length=1"):
+        to_verl_output(_two_turns(), prompt_length=1, response_length=8)
+    with pytest.raises(ConfigError, match="no completion"):
+        to_verl_output(Trajectory(completions=[]), prompt_length=4, response_length=8)
+    drifted = Trajectory(completions=[_c([1, 2], [3, 4]), _c([1, 2, 3, 99, 5], [7])])
+    with pytest.raises(TokenDriftError):
+        to_verl_output(drifted, prompt_length=4, response_length=8)
+    with pytest.raises(ConfigError, match="response_length"):
+        to_verl_output(_two_turns(), prompt_length=4, response_length=0)
+
+
+def test_trl_refuses_an_episode_without_completion_and_cuts_long_ones() -> None:
+    from swarmgym.errors import ConfigError
+    from swarmgym.training.export_trl import to_trl_rollout
+    from swarmgym.wire import Completion, Message, Trajectory
+
+    with pytest.raises(ConfigError, match="no completion"):
+        to_trl_rollout([Trajectory(task_id="t", reward=0.0, completions=[])])
+    c0 = Completion(message=Message(role="assistant", content="a"), prompt_ids=[1, 2],
+                    completion_ids=[3, 4, 5], logprobs=[-0.1, -0.2, -0.3], token_exact=True)
+    out = to_trl_rollout([Trajectory(task_id="t", reward=1.0, completions=[c0])], max_completion_length=2)
+    assert out["completion_ids"] == [[3, 4]] and out["env_mask"] == [[1, 1]] and out["logprobs"] == [[-0.1, -0.2]]
+    assert all(isinstance(i, int) for row in out["completion_ids"] for i in row)

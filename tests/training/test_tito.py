@@ -140,7 +140,7 @@ def test_non_prefix_preserving_template_raises_naming_the_turn(tokenizers: dict[
     conv.prompt_ids(msgs, [], state)
     conv.record(state, None, None, _ids(tok, "a<|im_end|>"))
     msgs += [Message(role="assistant", content="a"), Message(role="user", content="again")]
-    with pytest.raises(TokenDriftError, match=r"turn 1: .*not prefix-preserving"):
+    with pytest.raises(TokenDriftError, match=r"turn 1: .*not append-only"):
         conv.prompt_ids(msgs, [], state)
 
 
