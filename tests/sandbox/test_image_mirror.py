@@ -113,12 +113,12 @@ def test_no_debian_source_is_none(tmp_path: Path) -> None:
     assert apt_debian_mirror(str(tmp_path / "missing")) is None
 
 
-def test_override_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    said: list[str] = []
+def test_override_order_and_no_built_in_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from swarmgym.errors import SandboxError
+
+    monkeypatch.delenv("SWARMGYM_DEBIAN_MIRROR", raising=False)
+    with pytest.raises(SandboxError, match="--mirror URL or set SWARMGYM_DEBIAN_MIRROR"):
+        _mirror(None, str(tmp_path / "missing"))
     monkeypatch.setenv("SWARMGYM_DEBIAN_MIRROR", "http://env.example/debian")
-    assert _mirror("http://opt.example/debian") == "http://opt.example/debian"
-    assert _mirror(None) == "http://env.example/debian"
-    monkeypatch.delenv("SWARMGYM_DEBIAN_MIRROR")
-    monkeypatch.setattr("swarmgym.toolsets.sandbox.image.apt_debian_mirror", lambda: None)
-    fallback = _mirror(None, said.append)
-    assert fallback.startswith("http") and said and "SWARMGYM_DEBIAN_MIRROR" in said[0]
+    assert _mirror(None, str(tmp_path / "missing")) == "http://env.example/debian"
+    assert _mirror("http://flag.example/debian", str(tmp_path / "missing")) == "http://flag.example/debian"

@@ -38,7 +38,6 @@ LABEL = "swarmgym.sandbox"
 SUITE = "bookworm"
 PACKAGES = ("python3", "bash", "coreutils", "git", "ca-certificates", "procps")
 RECIPE_VERSION = "1"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 
 def recipe_hash(suite: str = SUITE, packages: tuple[str, ...] = PACKAGES) -> str:
@@ -147,21 +146,25 @@ def apt_debian_mirror(etc_apt: str = "/etc/apt") -> str | None:
     return None
 
 
-def _mirror(override: str | None = None, say: Any = None) -> str:
+def _mirror(override: str | None = None, etc_apt: str = "/etc/apt") -> str:
     """The mirror to debootstrap from: ``override`` (``--mirror``), then ``$SWARMGYM_DEBIAN_MIRROR``, then the
-    machine's apt sources, then Debian's own redirector (said out loud, since it may not be reachable here)."""
+    machine's apt sources. No mirror host is built in: a machine may reach only its own mirror.
+
+    Raises:
+        SandboxError: none of the three names a Debian mirror (the message says how to give one).
+    """
     if override:
         return override
     env = os.environ.get("SWARMGYM_DEBIAN_MIRROR")
     if env:
         return env
-    found = apt_debian_mirror()
+    found = apt_debian_mirror(etc_apt)
     if found:
         return found
-    if say:
-        say(f"no Debian mirror in /etc/apt sources; falling back to {DEFAULT_MIRROR} "
-            "(set SWARMGYM_DEBIAN_MIRROR or pass --mirror to choose one)")
-    return DEFAULT_MIRROR
+    raise SandboxError(
+        f"no Debian mirror found in the apt sources under {etc_apt} (none serves a Debian suite with 'main'): "
+        "pass --mirror URL or set SWARMGYM_DEBIAN_MIRROR=URL (e.g. your Debian mirror's http://HOST/debian)"
+    )
 
 
 def ls() -> list[dict[str, Any]]:
@@ -220,7 +223,7 @@ def build(name: str | None = None, force: bool = False, *, mirror: str | None = 
     work = tempfile.mkdtemp(prefix="swarmgym-image-")
     rootfs = os.path.join(work, "rootfs")
     try:
-        mirror = _mirror(mirror, say)
+        mirror = _mirror(mirror)
         say(f"debootstrap {SUITE} ({', '.join(PACKAGES)}) from {mirror} …")
         cmd = [
             debootstrap,
