@@ -300,7 +300,7 @@ class HFPolicy:
                     input_ids=cur.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
                     use_cache=True, **{self._cache_kw: cache}, **self._keep_kw,
                 )  # fmt: skip
-                cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None)
+                cache = out.get(self._cache_kw)  # the attribute of the other name logs a deprecation
                 raw = out.logits[:, -1, :].float().cpu()
                 logits = raw
                 for proc in processors:
