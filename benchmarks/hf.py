@@ -13,7 +13,9 @@ time is the whole run (templating, tool calls, judging included); the baseline's
 Modes alternate ``--repeats`` times and each keeps its best rate (the machine is shared).
 
 Keys: ``tokens_per_s`` (HFPolicy), ``generate_tokens_per_s``, ``ratio_vs_generate``, ``episodes``,
-``batches``, ``mean_rows_per_batch``, ``completion_tokens``, ``max_tokens``, ``repeats``.
+``batches``, ``mean_rows_per_batch``, ``completion_tokens``, ``max_tokens``, ``repeats``, and the logprob gap
+between HFPolicy's sampled-token logprobs and a trainer-style forward pass over the exported batch
+(``logprob_gap_mean_abs``, ``logprob_gap_max_abs``, ``logprob_tokens``).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ def _measure(res: dict[str, Any], bench: Bench, episodes: int, max_tokens: int, 
 
     policy._generate = recording  # type: ignore[method-assign]
 
+    trajs: list[Any] = [None] * episodes
+
     async def run_all() -> int:
         out: list[int] = [0] * episodes
 
@@ -70,6 +74,7 @@ def _measure(res: dict[str, Any], bench: Bench, episodes: int, max_tokens: int, 
             if t.status == "error":
                 raise RuntimeError(f"episode {i} failed: {t.error}")
             out[i] = sum(len(c.completion_ids or []) for c in t.completions)
+            trajs[i] = t
 
         async with anyio.create_task_group() as tg:
             for i in range(episodes):
@@ -114,6 +119,7 @@ def _measure(res: dict[str, Any], bench: Bench, episodes: int, max_tokens: int, 
             best["hf"] = max(best["hf"], n / (time.perf_counter() - t0))
             if r == 0:
                 replay, tokens = [list(b) for b in batches], n
+                res.update(_logprob_gap(model, tok, list(trajs)))
         with bench.arm(f"generate#{r}"):
             n, s = generate_mode(replay)
             best["generate"] = max(best["generate"], n / s)
@@ -130,6 +136,22 @@ def _measure(res: dict[str, Any], bench: Bench, episodes: int, max_tokens: int, 
     )
     if best["hf"] and best["generate"]:
         res["ratio_vs_generate"] = best["hf"] / best["generate"]
+
+
+def _logprob_gap(model: Any, tok: Any, trajs: list[Any]) -> dict[str, Any]:
+    """HFPolicy's sampled-token logprobs vs a trainer-style forward pass over the exported batch (T = 1)."""
+    from swarmgym.training.batch import to_batch
+    from swarmgym.training.logprobs import sequence_logprobs
+    from swarmgym.training.mismatch import mismatch_stats
+
+    batch = to_batch(trajs, tok)
+    trainer = sequence_logprobs(model, batch.input_ids, batch.attention_mask, temperature=1.0)
+    gap = mismatch_stats(trainer.numpy(), batch.old_logprobs, batch.loss_mask)
+    return {
+        "logprob_gap_mean_abs": gap["mean_abs_log_ratio"],
+        "logprob_gap_max_abs": gap["max_abs_log_ratio"],
+        "logprob_tokens": int(gap["tokens"]),
+    }
 
 
 async def _warmup(policy: Any) -> None:

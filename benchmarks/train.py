@@ -2,7 +2,7 @@
 
 Runs ``examples/grpo_smollm2.py`` (the recipe, documented there): "a + b" tasks (a, b in 2..20), rollouts
 through ``HFPolicy`` on the model being trained and ``make_rollout_func``, TRL 1.16 ``GRPOTrainer(rollout_func=…)``,
-greedy accuracy on 64 held-out tasks before, every ``--eval-every`` steps and after; a learning-curve PNG
+greedy accuracy on ``--heldout`` (64) held-out tasks before, every ``--eval-every`` steps and after; a learning-curve PNG
 next to the JSON (``--out``). Each ``--seeds`` value is one full run; the figures are the mean over seeds,
 and every seed's own figures are in ``runs``.
 
@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.parser.add_argument("--lr", type=float, default=1e-5)
     bench.parser.add_argument("--eval-every", type=int, default=10)
     bench.parser.add_argument("--out", default="runs/bench-train", help="folder for PNGs and per-seed JSON")
+    bench.parser.add_argument("--heldout", type=int, default=64, help="held-out tasks")
+    bench.parser.add_argument("--batch", type=int, default=16, help="rows per GRPO step (prompts × 8 generations)")
+    bench.parser.add_argument("--threads", type=int, default=None, help="torch threads (1 is fastest on a busy machine)")
     a = bench.parse_args(argv)
 
     def measure(res: dict[str, Any]) -> None:
@@ -74,9 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         for seed in a.seeds:
             with bench.arm(f"seed {seed}"):
                 if a.quick:
-                    r = ex.train(steps=2, seed=seed, out=a.out, heldout_tasks=8, batch=8, generations=4, eval_every=0)
+                    r = ex.train(steps=2, seed=seed, out=a.out, heldout_tasks=8, batch=8, generations=4, eval_every=0,
+                                 threads=a.threads)  # fmt: skip
                 else:
-                    r = ex.train(steps=a.steps, seed=seed, out=a.out, lr=a.lr, eval_every=a.eval_every)
+                    r = ex.train(steps=a.steps, seed=seed, out=a.out, lr=a.lr, eval_every=a.eval_every,
+                                 heldout_tasks=a.heldout, batch=a.batch, threads=a.threads)  # fmt: skip
                 runs.append(r)
         res["wall_s"] = time.monotonic() - t0
         res["seeds"] = [r["seed"] for r in runs]
