@@ -64,13 +64,14 @@ def _measure(res: dict[str, Any], bench: Bench, episodes: int, max_tokens: int, 
     policy._generate = recording  # type: ignore[method-assign]
 
     trajs: list[Any] = [None] * episodes
+    tasks = [env.tasks[i] for i in range(episodes)]  # generated outside the timed runs
 
     async def run_all() -> int:
         out: list[int] = [0] * episodes
 
         async def one(i: int) -> None:
             sampling = SamplingParams(temperature=1.0, max_tokens=max_tokens, seed=1000 + i)  # per-episode seeds
-            t = await run_episode(env, policy, env.tasks[i], sampling=sampling, sample_index=i)
+            t = await run_episode(env, policy, tasks[i], sampling=sampling, sample_index=i)
             if t.status == "error":
                 raise RuntimeError(f"episode {i} failed: {t.error}")
             out[i] = sum(len(c.completion_ids or []) for c in t.completions)
@@ -106,8 +107,8 @@ def _measure(res: dict[str, Any], bench: Bench, episodes: int, max_tokens: int, 
                 n += sum(_count(row, policy.stop_ids, max_tokens) for row in out[:, width:].tolist())
         return n, time.perf_counter() - t0
 
-    # warm-up: kernels, the judge's imports, the template (the first call of each is several times slower)
-    anyio.run(_warmup, policy)
+    # warm-up: kernels, the judge's and the env's imports, the template (first calls are several times slower)
+    anyio.run(_warmup, policy, env, tasks[0])
     best = {"hf": 0.0, "generate": 0.0}
     replay: list[list[list[int]]] = []
     tokens = 0
@@ -154,13 +155,11 @@ def _logprob_gap(model: Any, tok: Any, trajs: list[Any]) -> dict[str, Any]:
     }
 
 
-async def _warmup(policy: Any) -> None:
-    from swarmgym.wire import Message, SamplingParams
+async def _warmup(policy: Any, env: Any, task: Any) -> None:
+    from swarmgym.loop import run_episode
+    from swarmgym.wire import SamplingParams
 
-    await policy.complete([Message(role="user", content="warm up")], [], SamplingParams(max_tokens=4))
-    from swarmgym.judges.math_answer import math_equal
-
-    math_equal("1", "1")
+    await run_episode(env, policy, task, sampling=SamplingParams(max_tokens=4, seed=0))
 
 
 def main(argv: list[str] | None = None) -> int:

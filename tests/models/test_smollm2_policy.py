@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -112,8 +111,10 @@ def test_cli_runs_toolmath_with_hf_smollm2(smollm2_dir: Path, tmp_path: Path) ->
            "-n", "2", "--max-tokens", "24", "--max-turns", "2", "--no-live", "--out", str(out)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
-    assert len(rows) == 2
-    for r in rows:
-        assert r["status"] in ("ok", "truncated"), r.get("error")
-        assert r["completions"] and all(c["token_exact"] and c["completion_ids"] for c in r["completions"])
+    from swarmgym.rollout.store import read_trajectories
+
+    trajs = list(read_trajectories(out))
+    assert len(trajs) == 2
+    for t in trajs:
+        assert t.status in ("ok", "truncated"), t.error
+        assert t.completions and all(c.token_exact and c.completion_ids for c in t.completions)
