@@ -10,6 +10,7 @@ seeds at all, which only helps it).
 
 Throughput counts completion tokens up to each row's end-of-turn token or limit. The HFPolicy arm's wall
 time is the whole run (templating, tool calls, judging included); the baseline's is its generate calls only.
+``decode_ratio_vs_generate`` counts only the time inside HFPolicy's decode calls, to show where a gap is.
 Modes alternate ``--repeats`` times and each keeps its best rate (the machine is shared).
 
 Keys: ``tokens_per_s`` (HFPolicy), ``generate_tokens_per_s``, ``ratio_vs_generate``, ``episodes``,
@@ -57,9 +58,15 @@ def _measure(res: dict[str, Any], bench: Bench, episodes: int, max_tokens: int, 
     batches: list[list[list[int]]] = []
     generate_rows = policy._generate  # record each batch's prompts for the baseline (same composition)
 
+    decode_s = [0.0]
+
     def recording(batch: list[Any]) -> Any:
         batches.append([list(r.prompt) for r in batch])
-        return generate_rows(batch)
+        t0 = time.perf_counter()
+        try:
+            return generate_rows(batch)
+        finally:
+            decode_s[0] += time.perf_counter() - t0
 
     policy._generate = recording  # type: ignore[method-assign]
 
@@ -115,9 +122,11 @@ def _measure(res: dict[str, Any], bench: Bench, episodes: int, max_tokens: int, 
     for r in range(repeats):
         with bench.arm(f"hf_policy#{r}"):
             batches.clear()
+            decode_s[0] = 0.0
             t0 = time.perf_counter()
             n = anyio.run(run_all)
             best["hf"] = max(best["hf"], n / (time.perf_counter() - t0))
+            best["decode"] = max(best.get("decode", 0.0), n / decode_s[0])
             if r == 0:
                 replay, tokens = [list(b) for b in batches], n
                 res.update(_logprob_gap(model, tok, list(trajs)))
@@ -137,6 +146,9 @@ def _measure(res: dict[str, Any], bench: Bench, episodes: int, max_tokens: int, 
     )
     if best["hf"] and best["generate"]:
         res["ratio_vs_generate"] = best["hf"] / best["generate"]
+        # the same figure counting only HFPolicy's decode calls (no env, tools, judge, templating)
+        res["decode_tokens_per_s"] = best["decode"]
+        res["decode_ratio_vs_generate"] = best["decode"] / best["generate"]
 
 
 def _logprob_gap(model: Any, tok: Any, trajs: list[Any]) -> dict[str, Any]:
