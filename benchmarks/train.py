@@ -2,7 +2,7 @@
 
 Runs ``examples/grpo_smollm2.py`` (the recipe, documented there): "a + b" tasks (a, b in 2..20), rollouts
 through ``HFPolicy`` on the model being trained and ``make_rollout_func``, TRL 1.16 ``GRPOTrainer(rollout_func=…)``,
-greedy accuracy on ``--heldout`` (64) held-out tasks before, every ``--eval-every`` steps and after; a learning-curve PNG
+greedy accuracy on ``--heldout`` (48) held-out tasks before, every ``--eval-every`` steps and after; a learning-curve PNG
 next to the JSON (``--out``). Each ``--seeds`` value is one full run; the figures are the mean over seeds,
 and every seed's own figures are in ``runs``.
 
@@ -54,18 +54,18 @@ def main(argv: list[str] | None = None) -> int:
         __doc__,
         TARGETS,
         describe={
-            "reward_before": "held-out greedy accuracy before training (64 a + b tasks)",
+            "reward_before": "held-out greedy accuracy before training (48 a + b tasks)",
             "reward_after": "held-out greedy accuracy after training",
             "steps": "GRPO steps per seed",
             "wall_s": "wall time, all seeds, s",
         },
     )
-    bench.parser.add_argument("--steps", type=int, default=40)
+    bench.parser.add_argument("--steps", type=int, default=16)
     bench.parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    bench.parser.add_argument("--lr", type=float, default=1e-5)
-    bench.parser.add_argument("--eval-every", type=int, default=10)
+    bench.parser.add_argument("--lr", type=float, default=2e-5)
+    bench.parser.add_argument("--eval-every", type=int, default=8)
     bench.parser.add_argument("--out", default="runs/bench-train", help="folder for PNGs and per-seed JSON")
-    bench.parser.add_argument("--heldout", type=int, default=64, help="held-out tasks")
+    bench.parser.add_argument("--heldout", type=int, default=48, help="held-out tasks")
     bench.parser.add_argument("--batch", type=int, default=16, help="rows per GRPO step (prompts × 8 generations)")
     bench.parser.add_argument("--threads", type=int, default=None, help="torch threads (1 is fastest on a busy machine)")
     a = bench.parse_args(argv)

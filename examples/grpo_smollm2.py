@@ -11,10 +11,13 @@ The env: "What is a + b? Reply with the number only." with a, b in 2..20, reward
 the reply is the sum. The base model answers like "10 + 13 = 22" and gets roughly half right, so there is
 room to learn and GRPO groups carry signal (a group where every sample scores the same teaches nothing).
 
-Run (about 15-30 minutes on 2 busy CPU cores; needs ``pip install 'swarmgym[train]'`` and
-``swarmgym models fetch smollm2``)::
+Measured (seed 0, the defaults, ``--threads 1``, 2 cores at load average ~15): held-out greedy accuracy
+0.354 → 0.521 on 48 tasks in 16 steps of 16 rows (2 prompts × 8 generations), 29 minutes. One seed; at 48
+tasks one standard error is ~7 points, so treat it as a sign, not a measurement of the size.
 
-    python examples/grpo_smollm2.py --steps 40 --seed 0 --out runs/grpo-smollm2
+Run (needs ``pip install 'swarmgym[train]'`` and ``swarmgym models fetch smollm2``)::
+
+    python examples/grpo_smollm2.py --steps 16 --seed 0 --threads 1 --out runs/grpo-smollm2
     swarmgym bench train            # the same, as a benchmark with a JSON report
 """
 
@@ -95,17 +98,17 @@ def evaluate(policy: Any, env: Any, max_tokens: int) -> float:
 
 def train(
     *,
-    steps: int = 40,
+    steps: int = 16,
     seed: int = 0,
     out: str | Path = "runs/grpo-smollm2",
     train_tasks: int = 512,
-    heldout_tasks: int = 64,
+    heldout_tasks: int = 48,
     generations: int = 8,
     batch: int = 16,
     max_tokens: int = 16,
     temperature: float = 0.7,
-    lr: float = 1e-5,
-    eval_every: int = 10,
+    lr: float = 2e-5,
+    eval_every: int = 8,
     threads: int | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
@@ -271,11 +274,11 @@ def plot_curve(result: dict[str, Any], path: str | Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--steps", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/grpo-smollm2")
-    p.add_argument("--lr", type=float, default=1e-5)
-    p.add_argument("--eval-every", type=int, default=10)
+    p.add_argument("--lr", type=float, default=2e-5)
+    p.add_argument("--eval-every", type=int, default=8)
     p.add_argument("--threads", type=int, default=None, help="torch threads (1 is fastest on a busy machine)")
     a = p.parse_args(argv)
     res = train(steps=a.steps, seed=a.seed, out=a.out, lr=a.lr, eval_every=a.eval_every, threads=a.threads)
