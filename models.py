@@ -47,6 +47,7 @@ __all__ = [
     "is_fetched",
     "fetch",
     "list_models",
+    "load",
 ]
 
 MANIFEST = "swarmgym-model.json"
