@@ -11,9 +11,9 @@ The env: "What is a + b? Reply with the number only." with a, b in 2..20, reward
 the reply is the sum. The base model answers like "10 + 13 = 22" and gets roughly half right, so there is
 room to learn and GRPO groups carry signal (a group where every sample scores the same teaches nothing).
 
-Measured (seed 0, the defaults, ``--threads 1``, 2 cores at load average ~15): held-out greedy accuracy
-0.354 → 0.521 on 48 tasks in 16 steps of 16 rows (2 prompts × 8 generations), 29 minutes. One seed; at 48
-tasks one standard error is ~7 points, so treat it as a sign, not a measurement of the size.
+Measured (the defaults, ``--threads 1``, 2 shared cores): held-out greedy accuracy on 48 tasks after 16 steps
+of 16 rows (2 prompts × 8 generations): seed 0 0.354 → 0.521 (29 min at load ~15), seed 1 0.354 → 0.771
+(7.5 min at load ~6). At 48 tasks one standard error is ~7 points: it learns; the size varies by seed.
 
 Run (needs ``pip install 'swarmgym[train]'`` and ``swarmgym models fetch smollm2``)::
 
