@@ -90,8 +90,11 @@ TOOL_TEMPLATE = (
 
 
 def cache_root() -> Path:
-    """``$SWARMGYM_CACHE`` or ``~/.cache/swarmgym``."""
-    return Path(os.environ.get("SWARMGYM_CACHE") or "~/.cache/swarmgym").expanduser()
+    """The swarmgym cache root, as :func:`swarmgym.models.cache_dir` defines it (one definition): the GGUF
+    lives where ``swarmgym models fetch smollm2`` keeps it."""
+    from ..models import cache_dir
+
+    return cache_dir()
 
 
 def smollm2_gguf(*, fetch: bool = True) -> Path:
