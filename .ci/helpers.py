@@ -5,6 +5,8 @@
     python .ci/helpers.py check-run "CMD" DIR          the trajectories CMD wrote in DIR: all there, all ok
     python .ci/helpers.py base-check PYPROJECT         (in a venv without extras) import every module and
                                                        run one oracle episode of each built-in env
+    python .ci/helpers.py bench-gate JSON LIST         exit 1 when the benchmark missed a target that LIST
+                                                       (.ci/bench-timing-targets.txt) does not exempt
 """
 
 from __future__ import annotations
@@ -120,6 +122,23 @@ def base_check(pyproject: str) -> None:
         raise SystemExit("base install problems:\n  " + "\n  ".join(problems))
 
 
+def bench_gate(result_json: str, timing_list: str) -> int:
+    """Print the benchmark's missed targets; 1 when one of them is not a listed timing target."""
+    doc = json.loads(Path(result_json).read_text())
+    bench = doc.get("benchmark", Path(result_json).stem)
+    exempt = {ln.split("#", 1)[0].strip() for ln in Path(timing_list).read_text().splitlines()} - {""}
+    gate = 0
+    for t in doc.get("targets", []):
+        if t.get("met"):
+            continue
+        key = f"{bench}:{t.get('name')}"
+        timing = key in exempt
+        gate |= not timing
+        kind = "timing, reported" if timing else "FAILS CI"
+        print(f"      missed {key} = {t.get('value')} (goal {t.get('goal')}): {kind}")
+    return gate
+
+
 if __name__ == "__main__":
     cmd, *rest = sys.argv[1:]
     if cmd == "deps-key":
@@ -130,5 +149,7 @@ if __name__ == "__main__":
         print(check_run(*rest))
     elif cmd == "base-check":
         base_check(*rest)
+    elif cmd == "bench-gate":
+        sys.exit(bench_gate(*rest))
     else:
         raise SystemExit(__doc__)

@@ -65,3 +65,28 @@ def test_ci_runs_the_readme_command_and_checks_what_it_wrote(tmp_path: Path) -> 
         helpers.check_run("swarmgym run swarmgym/Math-v0 -n 4 --out t.jsonl", str(tmp_path))
     with pytest.raises(SystemExit, match="wrote no"):
         helpers.check_run("swarmgym run swarmgym/Math-v0 -n 3 --out other.jsonl", str(tmp_path))
+
+
+def test_ci_bench_gate_fails_on_any_missed_target_but_listed_timings(tmp_path: Path) -> None:
+    """.ci/run's benchmark gate: a missed correctness target fails CI; a listed timing target is reported."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    listed = root / ".ci" / "bench-timing-targets.txt"
+    entries = {ln.split("#", 1)[0].strip() for ln in listed.read_text().splitlines()} - {""}
+    assert "gateway:added_latency_p50_ms" in entries and all(":" in e for e in entries)
+
+    def gate(targets: list[dict]) -> subprocess.CompletedProcess:
+        f = tmp_path / "b.json"
+        f.write_text(json.dumps({"benchmark": "gateway", "targets": targets}))
+        return subprocess.run([sys.executable, str(root / ".ci" / "helpers.py"), "bench-gate", str(f), str(listed)],
+                              capture_output=True, text=True)
+
+    timing = {"name": "added_latency_p50_ms", "goal": "<= 0.3", "value": 0.5, "met": False}
+    wrong = {"name": "recorded_calls_missing", "goal": "== 0", "value": 2, "met": False}
+    assert gate([timing]).returncode == 0
+    r = gate([timing, wrong])
+    assert r.returncode == 1 and "gateway:recorded_calls_missing" in r.stdout and "FAILS CI" in r.stdout
+    assert gate([{**wrong, "met": True}]).returncode == 0
