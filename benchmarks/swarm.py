@@ -32,7 +32,13 @@ Keys: ``critical_steps_single``, ``critical_steps_swarm``, ``total_steps_single`
 A last arm runs one orchestrator episode at full scale (WideSearch-Swarm-v0's scripted orchestrator, one
 entity per sub-agent, 100 sub-agents, ≥ 1,500 tool calls): ``scale_*`` keys (wall time, peak RSS).
 
-Run: ``python -m benchmarks.swarm [--quick] [--json FILE]`` or ``swarmgym bench swarm``.
+With ``--real-subagent smollm2`` a last arm puts a REAL model (HFPolicy on SmolLM2-135M-Instruct) in every
+sub-agent seat of the scripted orchestrator on small tasks (``real_*`` keys, no target): measured once here
+(1 task, 8 sub-agents, greedy, 96 tokens a call): item-F1 0.667, every sub-agent answered in one step without
+a single tool call, so the Name column (which the orchestrator notes itself) was right and the attribute
+column wrong; 257 s wall on a loaded 2-core machine. A 135M model does not use the search tools.
+
+Run: ``python -m benchmarks.swarm [--quick] [--json FILE] [--real-subagent MODEL]`` or ``swarmgym bench swarm``.
 """
 
 from __future__ import annotations
@@ -236,6 +242,46 @@ async def _scale(n_entities: int) -> dict[str, float]:
     }
 
 
+async def _real_subagents(model: str, tasks: int, max_tokens: int) -> dict[str, float]:
+    """The scripted orchestrator with a REAL model as every sub-agent (``HFPolicy`` on a fetched model, e.g.
+    SmolLM2-135M): what a small real model does in the swarm's sub-agent role, whatever it does."""
+    from swarmgym.envs.widesearch import make_swarm_env
+    from swarmgym.envs.widesearch_data import get_world, make_task
+    from swarmgym.loop import run_episode
+    from swarmgym.policies.base import PolicyRouter
+    from swarmgym.policies.hf import HFPolicy
+    from swarmgym.policies.scripted import OraclePolicy
+    from swarmgym.wire import SamplingParams
+
+    world = get_world(0)
+    sub = HFPolicy(model, default_max_tokens=max_tokens)
+    router = PolicyRouter(OraclePolicy(), roles={"subagent": sub})
+    env = make_swarm_env(policies=router, entities_per_agent=1, max_subagents=8)
+    regs = sorted(label for label in world.groups if world.group_kind[label] == "company")
+    f1, ok, subs, sub_calls, sub_tool_calls, crit, t0 = [], 0, 0.0, 0.0, 0.0, [], time.perf_counter()
+    for i in range(tasks):
+        task = make_task(world, [regs[i % len(regs)]], ["Name", *ATTRS[:1]], task_id=f"bench-swarm-real-{i}")
+        traj = await run_episode(env, router, task, sampling=SamplingParams(temperature=0.0, max_tokens=max_tokens))
+        m = traj.metrics
+        f1.append(traj.judge.facets.get("item_f1", 0.0) if traj.judge else 0.0)
+        ok += traj.status == "ok"
+        subs += m.get("subagents", 0.0)
+        sub_tool_calls += m.get("subagent_tool_calls", 0.0)
+        crit.append(m.get("critical_steps", m["steps"]))
+        sub_calls += sum(float(r.get("steps", 0)) for r in traj.info.get("subagents") or [])
+    return {
+        "real_subagent_model": model,
+        "real_tasks": float(tasks),
+        "real_item_f1": round(sum(f1) / len(f1), 3),
+        "real_ok": float(ok),
+        "real_subagents": subs,
+        "real_subagent_tool_calls": sub_tool_calls,
+        "real_subagent_steps": sub_calls,
+        "real_critical_steps": round(sum(crit) / len(crit), 2),
+        "real_wall_s": round(time.perf_counter() - t0, 1),
+    }
+
+
 def _task(world: Any, registries: list[str], n_attrs: int, i: int) -> Any:
     from swarmgym.envs.widesearch_data import make_task
 
@@ -249,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls-per-turn", type=int, default=16, help="per-turn call cap of every agent (default 16)")
     p.add_argument("--steps", type=int, default=100, help="step budget of every agent (default 100)")
     p.add_argument("--pad", type=int, default=1200, help="characters of prose padded into each page (default 1200)")
+    p.add_argument("--real-subagent", metavar="MODEL", default=None,
+                   help="also run a real model (HFPolicy, e.g. smollm2; `swarmgym models fetch` it first) as every "
+                        "sub-agent of the scripted orchestrator, and report what it does (no target)")
+    p.add_argument("--real-tasks", type=int, default=3, help="tasks of the real-model arm (default 3)")
     a = bench.parse_args(argv)
     settings = SETTINGS[:3] if a.quick else SETTINGS
 
@@ -288,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         res["item_f1_single_narrowest"] = first["item_f1_single"]
         res["widest"] = f"{last['entities']} entities x {last['attributes']} attributes"
         _print_sweep(sweep)
+        if a.real_subagent:
+            with bench.arm("real subagent"):
+                res.update(anyio.run(_real_subagents, a.real_subagent, a.real_tasks, 96))
 
     title = (f"WideSearch single vs swarm, SCRIPTED BASELINES (window {a.window} tokens, "
              f"{a.calls_per_turn} calls/turn, {a.steps} steps per agent)")
