@@ -201,6 +201,9 @@ def _benchmarks_dir() -> Path:
     return Path(__file__).resolve().parent / "benchmarks"
 
 
+_BENCH_ALIASES = {"view": "viewer"}  # the name the viewer issue uses for its benchmark
+
+
 def cmd_bench(args: argparse.Namespace, extra: list[str]) -> int:
     import importlib
 
@@ -217,6 +220,7 @@ def cmd_bench(args: argparse.Namespace, extra: list[str]) -> int:
         print("benchmarks: " + ", ".join(names))
         print("run one: swarmgym bench NAME [--quick] [--json FILE] [--no-check] (NAME --help for its options)")
         return 0
+    args.name = _BENCH_ALIASES.get(args.name, args.name)
     if args.name not in names:
         raise ConfigError(f"unknown benchmark {args.name!r}; available: {', '.join(names)}")
     root = str(bdir.parent)

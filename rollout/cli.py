@@ -51,6 +51,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="keyword argument for the env factory (VALUE parsed as JSON when it can be)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--profile", default=None, metavar="FILE",
+                        help="write a pyinstrument report of the run and its slowest event-loop callbacks to FILE "
+                             "(and FILE.html); needs swarmgym[profile]")
     parser.add_argument("--ray", default=None, metavar="ADDRESS",
                         help="run episodes on Ray workers: 'local' starts Ray here, 'auto' joins the running "
                         "cluster, or HOST:PORT / ray:// address (needs swarmgym[ray] on every node)")  # fmt: skip
@@ -184,7 +187,12 @@ def run_command(args: argparse.Namespace) -> int:
         dash = LiveDashboard(
             metrics, total=n_tasks * args.group_size, title=f"swarmgym run {args.env}", console=console
         )
-        with dash if live else contextlib.nullcontext():
+        profiler: Any = contextlib.nullcontext()
+        if args.profile:
+            from .profile import RunProfiler
+
+            profiler = RunProfiler(args.profile)
+        with dash if live else contextlib.nullcontext(), profiler:
             try:
                 anyio.run(go)
             except KeyboardInterrupt:
