@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
+
 import swarmgym
 import swarmgym.rollout as pkg
 
 
 def test_all_matches_public_names() -> None:
-    public = {n for n in vars(pkg) if not n.startswith("_")} - {"annotations", "sys", "types", "Any"}
-    submodules = {"groups", "limiter", "limits", "manager", "metrics", "store", "cli", "specs", "ray_backend", "ray_limiter"}
-    assert set(pkg.__all__) == public - submodules
+    # the package re-exports lazily (PEP 562): __all__ is its export table, and every name resolves to the
+    # object of the module that defines it
+    assert sorted(pkg.__all__) == pkg.__all__ and set(pkg.__all__) == set(pkg._LAZY)
+    for name in pkg.__all__:
+        obj = getattr(pkg, name)
+        assert getattr(obj, "__module__", "").startswith("swarmgym.rollout."), name
+    with pytest.raises(AttributeError):
+        pkg.not_a_name  # noqa: B018
 
 
 def test_top_level_exports() -> None:
