@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import random
 import sys
@@ -1002,6 +1003,11 @@ class _Run:
 
     async def main(self, tasks: Sequence[Task] | int | None) -> None:
         try:
+            if tasks is None or isinstance(tasks, int):
+                # A lazy task source may import and build its generators on first access (reasoning-gym:
+                # ~2 s, found with --profile): do that in a worker thread, not on the loop every run shares.
+                with contextlib.suppress(Exception):  # admission raises the same error where it always did
+                    await anyio.to_thread.run_sync(_warm_tasks, self.env.tasks, tasks)
             await self._main(tasks)
         except Exception as e:  # reported by stream() as itself, not wrapped in an exception group
             if self.error is None:
@@ -1034,6 +1040,13 @@ class _Run:
                     self.error = _unwrap(e)
             finally:
                 self.outbox.close()
+
+
+def _warm_tasks(source: Any, n: int | None, most: int = 64) -> None:
+    """Touch the first tasks of ``source`` (every lazily built part behind them gets built here)."""
+    m = len(source)
+    for i in range(min(m, m if n is None else n, most)):
+        source[i]
 
 
 _GC_THRESHOLD = (100_000, 50, 1000)
