@@ -108,7 +108,13 @@ async def test_the_model_call_limit_holds_across_the_cluster(local_ray, tmp_path
     limits = RolloutLimits(max_episodes=8, max_model_calls=3)  # split evenly, 2 workers would get 1 each
     mgr = RolloutManager(Spec(POLICY, latency=0.1, log=log), limits, backend="ray", ray_workers=2)
     trajs = await mgr.run(ENV_ID, 16, seed=3)
-    stats = await mgr._ray.limiter.stats.remote()
+    # releases are fire-and-forget messages from the workers: the last ones may reach the limiter after the
+    # run returned, so wait (bounded) until every slot is back — a leaked slot never comes back
+    for _ in range(100):
+        stats = await mgr._ray.limiter.stats.remote()
+        if stats["in_use"] == {"*": 0}:
+            break
+        await anyio.sleep(0.1)
     pids = {i["pid"] for i in await mgr._ray.infos()}
     mgr._ray.shutdown()
     assert len(trajs) == 16 and all(t.status == "ok" for t in trajs)
