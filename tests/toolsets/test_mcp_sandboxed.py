@@ -49,8 +49,8 @@ def _require(backend: str) -> None:
             if os.environ.get("CI"):
                 pytest.fail(f"bubblewrap must work in CI: {e}")
             pytest.skip(str(e))
-        if not (_traversable(sys.prefix) and _traversable(str(HERE))):
-            pytest.skip(f"the sandbox user cannot reach this Python ({sys.prefix}) or the tests folder")
+        if not all(_traversable(p) for p in (sys.base_prefix, str(HERE), _site() or sys.base_prefix)):
+            pytest.skip(f"the sandbox user cannot reach this Python ({sys.base_prefix}) or the tests folder")
 
 
 @pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
@@ -59,12 +59,28 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+SITE = "/opt/hostsite"  # a virtualenv's site-packages (where mcp is installed), when the tests run in one
+
+
+def _site() -> str | None:
+    """The running venv's site-packages, or None outside a venv (the base prefix holds the packages then).
+    A venv's interpreter is a symlink into the base prefix, so binding the venv alone gives no Python."""
+    import sysconfig
+
+    return sysconfig.get_paths()["purelib"] if sys.prefix != sys.base_prefix else None
+
+
 def _toolset(backend: str, **kw: Any) -> MCPToolset:
-    cfg = SandboxConfig(binds={sys.prefix: PY, str(HERE): "/srv/mcp"})
-    exe = f"{PY}/bin/{Path(sys.executable).name}"
+    binds = {sys.base_prefix: PY, str(HERE): "/srv/mcp"}
+    env = {"LD_LIBRARY_PATH": f"{PY}/lib"}
+    site = _site()
+    if site is not None:
+        binds[site] = SITE
+        env["PYTHONPATH"] = SITE
+    cfg = SandboxConfig(binds=binds)
+    exe = f"{PY}/bin/python{sys.version_info.major}.{sys.version_info.minor}"
     return MCPToolset([exe, "/srv/mcp/mcp_demo_server.py"], sandbox=backend, sandbox_config=cfg,
-                      env={"LD_LIBRARY_PATH": f"{PY}/lib"}, connect_timeout_s=120, timeout_s=60,
-                      errlog=subprocess.DEVNULL, **kw)
+                      env=env, connect_timeout_s=120, timeout_s=60, errlog=subprocess.DEVNULL, **kw)
 
 
 async def _call(ts: MCPToolset, ctx: ToolContext, name: str, **args: Any) -> Any:
