@@ -72,7 +72,13 @@ def test_cancelling_a_run_runs_shielded_cleanup_to_its_end(backend: str) -> None
 
             return CM()
 
+    entered: list[str] = []
+    all_in = anyio.Event()
+
     async def hang(messages, tools, ctx):  # type: ignore[no-untyped-def]
+        entered.append(ctx.episode_id)
+        if len(entered) == 6:
+            all_in.set()
         await anyio.sleep(30)
 
     env = AgentEnv(tasks(6), judge=exact_judge(), sandbox=SlowRelease())
@@ -80,8 +86,13 @@ def test_cancelling_a_run_runs_shielded_cleanup_to_its_end(backend: str) -> None
     mgr = RolloutManager(ScriptedPolicy(hang), store=store)
 
     async def main() -> None:
-        with anyio.move_on_after(0.3):
-            await mgr.run(env)
+        # cancel once every episode holds its sandbox and waits on the model (not after a fixed delay: on a
+        # loaded machine the episodes may not have started yet)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(mgr.run, env)
+            with anyio.fail_after(60):
+                await all_in.wait()
+            tg.cancel_scope.cancel()
 
     anyio.run(main, backend=backend)
     assert len(released) == 6  # no release was cut short by the cancellation
