@@ -54,6 +54,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default=None, metavar="FILE",
                         help="write a pyinstrument report of the run and its slowest event-loop callbacks to FILE "
                              "(and FILE.html); needs swarmgym[profile]")
+    parser.add_argument("--no-timeline", action="store_true",
+                        help="do not write OUT's timeline (concurrency and loop lag over time, for plot and view)")
     parser.add_argument("--ray", default=None, metavar="ADDRESS",
                         help="run episodes on Ray workers: 'local' starts Ray here, 'auto' joins the running "
                         "cluster, or HOST:PORT / ray:// address (needs swarmgym[ray] on every node)")  # fmt: skip
@@ -159,14 +161,18 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         if args.metrics_port is not None:
             prom = serve_prometheus(metrics, args.metrics_port)
-        ray_kw: dict[str, Any] = {}
+        mgr_kw: dict[str, Any] = {}
         if args.ray is not None:
             anyio.run(_resolve_model_once, policy)  # the workers get the model name; this client is done
-            ray_kw = {"backend": "ray", "ray_address": args.ray, "ray_workers": args.ray_workers,
+            mgr_kw = {"backend": "ray", "ray_address": args.ray, "ray_workers": args.ray_workers,
                       "ray_spawn": args.ray_spawn}  # fmt: skip
+        if args.out and not args.no_timeline and args.ray is None:
+            from .timeline import timeline_path
+
+            mgr_kw["timeline"] = timeline_path(args.out)  # beside the store; a resumed run appends
         mgr = RolloutManager(
-            _policy_spec(args, policy) if ray_kw else policy, limits, store=store, metrics=metrics, sampling=sampling,
-            **ray_kw,
+            _policy_spec(args, policy) if args.ray is not None else policy, limits, store=store, metrics=metrics,
+            sampling=sampling, **mgr_kw,
         )  # fmt: skip
 
         async def go() -> None:

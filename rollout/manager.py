@@ -41,9 +41,11 @@ import gc
 import random
 import sys
 import time
+import warnings
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import aclosing
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -65,6 +67,7 @@ from .groups import Group, group_stats
 from .limiter import Lease, SlotPool
 from .limits import RolloutLimits
 from .metrics import LoopLagMonitor, RolloutMetrics
+from .timeline import TimelineWriter
 
 __all__ = ["RolloutManager", "RolloutLimits", "rollout"]
 
@@ -639,6 +642,9 @@ class _Run:
         self.scope: anyio.CancelScope | None = None
         self.outbox = _Outbox(_OUTBOX_SIZE)
         self.lag = LoopLagMonitor(self.metrics)
+        self.timeline = (
+            TimelineWriter(mgr.timeline, self.metrics, self.lag, mgr.timeline_interval_s) if mgr.timeline else None
+        )
         self.gate: _TurnGate | None = None  # made on the running loop (asyncio only), in _run_native
         if not self.metrics.counters["episodes_started"]:  # a fresh metrics object: time from here
             self.metrics.started_at = time.monotonic()
@@ -994,12 +1000,30 @@ class _Run:
     async def background(self) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.lag.run)
+            if self.timeline is not None:
+                self.sample_timeline()
+                tg.start_soon(self.write_timeline)
             if self.mgr.tune_gc:
                 tg.start_soon(_freeze_young_objects)
             if self.store is not None:
                 while True:
                     await anyio.sleep(self.mgr.flush_interval_s)
                     await self.store.aflush()
+
+    async def write_timeline(self) -> None:
+        while self.timeline is not None:
+            await anyio.sleep(self.timeline.interval_s)
+            self.sample_timeline()
+
+    def sample_timeline(self) -> None:
+        """One timeline sample; a file that cannot be written stops the timeline (warned), never the run."""
+        if self.timeline is None:
+            return
+        try:
+            self.timeline.sample()
+        except OSError as e:
+            warnings.warn(f"timeline {self.timeline.path} stopped: {e}", RuntimeWarning, stacklevel=2)
+            self.timeline = None
 
     async def main(self, tasks: Sequence[Task] | int | None) -> None:
         try:
@@ -1031,6 +1055,7 @@ class _Run:
             g = self.metrics.gauges
             g["peak_episode_slots"] = max(g.get("peak_episode_slots", 0.0), float(self.episodes.peak))
             self.metrics.finished_at = time.monotonic()
+            self.sample_timeline()  # the end state: every finished episode counted
             try:
                 if self.store is not None:
                     with anyio.CancelScope(shield=True):
@@ -1139,6 +1164,10 @@ class RolloutManager:
         ray_workers: worker actors (default: one per CPU of the cluster).
         ray_spawn: ``"local"`` (child episodes on their parent's worker) or ``"spread"`` (on the other
             workers in turn; see :class:`~swarmgym.rollout.ray_backend.RayBackend`).
+        timeline: append a sample of concurrency, throughput and loop lag to this JSONL file every
+            ``timeline_interval_s`` while a run goes on, and one at its end (see
+            :mod:`~swarmgym.rollout.timeline`; ``swarmgym plot`` and the viewer draw it). Local backend only.
+        timeline_interval_s: seconds between timeline samples.
 
     Not thread-safe: call ``pause``/``resume`` from the event loop running the manager.
     """
@@ -1163,6 +1192,8 @@ class RolloutManager:
         ray_address: str | None = None,
         ray_workers: int | None = None,
         ray_spawn: str = "local",
+        timeline: str | Path | None = None,
+        timeline_interval_s: float = 1.0,
     ) -> None:
         if not isinstance(router_or_policy, PolicyRouter) and not hasattr(router_or_policy, "complete"):
             raise ConfigError(f"expected a Policy or PolicyRouter, got {type(router_or_policy).__name__}")
@@ -1180,6 +1211,10 @@ class RolloutManager:
         self.freeze_gc = freeze_gc
         self.tune_gc = tune_gc
         self.flush_interval_s = flush_interval_s
+        if timeline_interval_s <= 0:
+            raise ConfigError(f"timeline_interval_s must be > 0, got {timeline_interval_s}")
+        self.timeline = timeline
+        self.timeline_interval_s = timeline_interval_s
         self.version = 0
         """Current policy version (stamped on completions that carry none; bumped by ``resume(policy=…)``)."""
         self._paused = False
@@ -1191,6 +1226,8 @@ class RolloutManager:
 
             if pool is not None:
                 raise ConfigError("pool= is not supported with backend='ray': each worker uses the env's sandboxes")
+            if timeline is not None:
+                raise ConfigError("timeline= is not supported with backend='ray' (the loops to sample are the workers')")
             router_spec(self._router)  # a live policy is an error now, not on the first run
             self._ray = RayBackend(ray_address, ray_workers, ray_spawn)
         elif backend != "local":

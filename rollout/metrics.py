@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 __all__ = ["Histogram", "RolloutMetrics", "LoopLagMonitor", "LiveDashboard", "serve_prometheus", "summary_rows"]
@@ -181,6 +181,8 @@ class LoopLagMonitor:
         self.interval_s = interval_s
         self.last_s = 0.0
         """The latest lag measured (admission backs off while it is high)."""
+        self.recent: deque[float] = deque(maxlen=4096)
+        """Probes not yet taken by a timeline sample (bounded: nobody may be taking them)."""
 
     async def run(self) -> None:
         import anyio
@@ -193,6 +195,7 @@ class LoopLagMonitor:
             lag = max(clock() - t0 - self.interval_s, 0.0)
             self.last_s = lag
             h.observe(lag)
+            self.recent.append(lag)
 
 
 def summary_rows(metrics: RolloutMetrics, group_size: int = 1) -> list[tuple[str, str]]:

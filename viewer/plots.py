@@ -1,10 +1,11 @@
-"""Run plots (matplotlib, Agg): reward per env and per group, pass@k, episode and model-call latency.
+"""Run plots (matplotlib, Agg): reward per env and per group, pass@k, episode and model-call latency,
+concurrency and loop lag over time.
 
 Figures come from a :class:`~swarmgym.viewer.index.RunIndex` (its columns), so ``swarmgym plot`` and the
 viewer's plot page draw the same thing. Model-call latencies are per completion, read from at most
-``MAX_LATENCY_EPISODES`` evenly spaced episodes (the title says when it is a sample). Concurrency and
-loop lag over time are not in the store (trajectories carry durations, not start times; loop lag lives in
-the Prometheus metrics of the running process), so they are not drawn from a file.
+``MAX_LATENCY_EPISODES`` evenly spaced episodes (the title says when it is a sample). Concurrency and loop
+lag over time are not in the store (trajectories carry durations, not start times): they come from the
+run's timeline beside it (:mod:`swarmgym.rollout.timeline`, written by ``swarmgym run --out``), when there.
 
 Needs the ``viz`` extra: ``pip install 'swarmgym[viz]'``.
 """
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..rollout.timeline import read_timeline, timeline_path
 from .index import F_TOP, RunIndex
 
 __all__ = ["pass_at_k_curves", "render_plots", "save_plots"]
@@ -111,6 +113,41 @@ def render_plots(index: RunIndex, *, success: float = 1.0) -> list[dict[str, Any
     ax.set_title(f"model-call latency ({len(lat)} calls" + (f", sampled from {sampled} episodes)" if sampled < len(top)
                                                           else ")"))
     out.append({"name": "model_latency", "title": "model-call latency histogram", "png": _png(fig)})
+    out.extend(_timeline_plots(plt, read_timeline(timeline_path(index.path))))
+    return out
+
+
+def _timeline_plots(plt: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Concurrency and loop lag over time, from a run's timeline samples (none: no plots)."""
+    if len(rows) < 2:
+        return []
+    t0 = rows[0]["t"]
+    t = np.array([r["t"] - t0 for r in rows])
+
+    def col(key: str) -> np.ndarray:
+        return np.array([float(r.get(key, 0.0)) for r in rows])
+
+    fig, a1 = plt.subplots(figsize=(8, 3.5))
+    a1.plot(t, col("in_flight"), label="episodes in flight (children included)")
+    a1.plot(t, col("queue_depth"), label="queued")
+    a1.set_xlabel("time since the first sample (s)")
+    a1.set_ylabel("episodes")
+    a2 = a1.twinx()
+    a2.plot(t, col("episodes_per_s"), color="tab:green", alpha=0.6, label="finished/s")
+    a2.set_ylabel("episodes finished per second")
+    lines = a1.get_legend_handles_labels()[0] + a2.get_legend_handles_labels()[0]
+    a1.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper right")
+    a1.set_title(f"concurrency over time ({len(rows)} samples)")
+    out = [{"name": "concurrency_over_time", "title": "concurrency over time", "png": _png(fig)}]
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.plot(t, col("loop_lag_p99_ms"), label="p99 in the interval")
+    ax.plot(t, col("loop_lag_max_ms"), alpha=0.6, label="max in the interval")
+    ax.set_xlabel("time since the first sample (s)")
+    ax.set_ylabel("event-loop lag (ms)")
+    ax.legend(fontsize=8)
+    ax.set_title("event-loop lag over time")
+    out.append({"name": "loop_lag_over_time", "title": "event-loop lag over time", "png": _png(fig)})
     return out
 
 

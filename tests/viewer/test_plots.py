@@ -1,4 +1,5 @@
-"""`swarmgym plot`: PNGs a real decoder reads back; pass@k equals the rollout package's own formula."""
+"""`swarmgym plot`: PNGs a real decoder reads back; pass@k equals the rollout package's own formula; the
+timeline a real `swarmgym run` writes is drawn."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from swarmgym.cli import main
 from swarmgym.rollout.store import TrajectoryStore
+from swarmgym.rollout.timeline import read_timeline
 from swarmgym.testing.synthetic_run import write_synthetic_run
 from swarmgym.wire import Trajectory
 
@@ -52,3 +54,18 @@ def test_plot_of_an_empty_run_says_so(tmp_path: Path, capsys: pytest.CaptureFixt
     p.write_bytes(b"")
     assert main(["plot", str(p), "--out", str(tmp_path / "o")]) == 1
     assert "nothing to plot" in capsys.readouterr().err
+
+
+def test_swarmgym_run_writes_the_timeline_and_plot_draws_it(tmp_path: Path, require: Any) -> None:
+    image = require("matplotlib.image", "plots need the viz extra")
+    out = tmp_path / "run.jsonl"
+    args = ["run", "swarmgym/ToolMath-v0", "--policy", "oracle", "-n", "30", "--no-live"]
+    assert main([*args, "--out", str(out)]) == 0
+    rows = read_timeline(tmp_path / "run.timeline.jsonl")
+    assert rows and rows[-1]["episodes_finished"] == 30
+    assert main(["plot", str(out), "--out", str(tmp_path / "plots")]) == 0
+    for name in ("concurrency_over_time", "loop_lag_over_time"):
+        h, w, _ = image.imread(tmp_path / "plots" / f"{name}.png").shape
+        assert h > 100 and w > 100
+    assert main([*args, "--out", str(tmp_path / "quiet.jsonl"), "--no-timeline"]) == 0
+    assert not (tmp_path / "quiet.timeline.jsonl").exists()
