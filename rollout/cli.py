@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
+import threading
 from typing import Any
 
 from ..errors import ConfigError, SwarmgymError
@@ -132,7 +134,7 @@ async def _resolve_model_once(policy: Any) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run the ``run`` subcommand; returns the exit code (130 when interrupted)."""
+    """Run the ``run`` subcommand; returns the exit code (130 when interrupted, 143 when stopped by SIGTERM)."""
     import anyio
     from rich.console import Console
 
@@ -147,6 +149,8 @@ def run_command(args: argparse.Namespace) -> int:
         raise ConfigError("--resume needs --out FILE (the store to continue)")
     if args.group_size < 1 or args.concurrency < 1:
         raise ConfigError("--group-size and --concurrency must be at least 1")
+    if args.n is not None and args.n < 1:
+        raise ConfigError(f"-n must be at least 1 (leave it out to run all of the env's tasks), got {args.n}")
     env = make(args.env, **_env_kwargs(args.env_arg))
     policy = _policy(args)
     limits = RolloutLimits(max_episodes=args.concurrency, max_turns_per_episode=args.max_turns)
@@ -156,6 +160,7 @@ def run_command(args: argparse.Namespace) -> int:
     store = TrajectoryStore(args.out, resume=args.resume) if args.out else None
     prom = None
     interrupted = False
+    terminated: list[int] = []  # SIGTERM arrived (see _stop_on_sigterm)
     error: SwarmgymError | None = None
     n_tasks = args.n if args.n is not None else len(env.tasks)
     try:
@@ -176,18 +181,27 @@ def run_command(args: argparse.Namespace) -> int:
         )  # fmt: skip
 
         async def go() -> None:
-            try:
-                await _resolve_model(policy)
-                async with contextlib.aclosing(
-                    mgr.stream(env, args.n, group_size=args.group_size, seed=args.seed)
-                ) as s:
-                    async for _ in s:  # trajectories are in the store; keep nothing here
-                        pass
-            finally:
-                aclose = getattr(policy, "aclose", None)
-                if aclose is not None:
-                    with anyio.CancelScope(shield=True):
-                        await aclose()
+            failed: list[Exception] = []  # raised as itself below, not wrapped in the task group's ExceptionGroup
+            async with anyio.create_task_group() as tg:
+                if threading.current_thread() is threading.main_thread():
+                    tg.start_soon(_stop_on_sigterm, tg.cancel_scope, terminated)
+                try:
+                    await _resolve_model(policy)
+                    async with contextlib.aclosing(
+                        mgr.stream(env, args.n, group_size=args.group_size, seed=args.seed)
+                    ) as s:
+                        async for _ in s:  # trajectories are in the store; keep nothing here
+                            pass
+                except Exception as e:
+                    failed.append(e)
+                finally:
+                    tg.cancel_scope.cancel()  # the SIGTERM watcher
+                    aclose = getattr(policy, "aclose", None)
+                    if aclose is not None:
+                        with anyio.CancelScope(shield=True):
+                            await aclose()
+            if failed:
+                raise failed[0]
 
         live = not args.no_live and not args.json and console.is_terminal
         dash = LiveDashboard(
@@ -201,6 +215,7 @@ def run_command(args: argparse.Namespace) -> int:
         with dash if live else contextlib.nullcontext(), profiler:
             try:
                 anyio.run(go)
+                interrupted = bool(terminated)
             except KeyboardInterrupt:
                 interrupted = True
             except SwarmgymError as e:  # the breaker: still show what was done, then report it
@@ -216,7 +231,21 @@ def run_command(args: argparse.Namespace) -> int:
     _print_summary(args, metrics, summary_rows(metrics, args.group_size), store, interrupted)
     if error is not None:
         raise error
+    if terminated:
+        return 128 + signal.SIGTERM
     return 130 if interrupted else 0
+
+
+async def _stop_on_sigterm(scope: Any, hit: list[int]) -> None:
+    """On SIGTERM (a scheduler stopping the job), end the run as Ctrl-C does: episodes in flight are stored as
+    cancelled, the summary is printed, ``--resume`` reruns them. A second SIGTERM kills the process."""
+    import anyio
+
+    with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+        async for _ in signals:
+            hit.append(1)
+            scope.cancel()
+            return
 
 
 def _print_summary(

@@ -77,6 +77,10 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert out.returncode != 0 and "did you mean 'swarmgym/Math-v0'" in out.stderr
     assert "Traceback" not in out.stderr
 
+    for n in ("0", "-3"):  # not a silent empty run that exits 0
+        out = sg("run", "swarmgym/Math-v0", "--policy", "oracle", "-n", n, "--no-live", cwd=tmp_path)
+        assert out.returncode == 2 and "-n must be at least 1" in out.stderr, out.stderr
+
     out = sg("bench", "no-such-benchmark", cwd=tmp_path)
     assert out.returncode == 2 and "unknown benchmark" in out.stderr and "overhead" in out.stderr
 

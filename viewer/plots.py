@@ -47,12 +47,15 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def render_plots(index: RunIndex, *, success: float = 1.0) -> list[dict[str, Any]]:
+def render_plots(
+    index: RunIndex, *, success: float = 1.0, timeline: str | Path | None = None
+) -> list[dict[str, Any]]:
     """``[{"name", "title", "png"}]`` for every plot the run's data allows (top-level episodes only).
 
     Args:
         index: a built index.
         success: reward at or above which an episode counts as solved (pass@k).
+        timeline: the run's timeline file (default: the one beside the indexed store, if there).
     """
     plt = _plt()
     top = np.flatnonzero(index.col("flags") & F_TOP)
@@ -113,7 +116,7 @@ def render_plots(index: RunIndex, *, success: float = 1.0) -> list[dict[str, Any
     ax.set_title(f"model-call latency ({len(lat)} calls" + (f", sampled from {sampled} episodes)" if sampled < len(top)
                                                           else ")"))
     out.append({"name": "model_latency", "title": "model-call latency histogram", "png": _png(fig)})
-    out.extend(_timeline_plots(plt, read_timeline(timeline_path(index.path))))
+    out.extend(_timeline_plots(plt, read_timeline(timeline or timeline_path(index.path))))
     return out
 
 
@@ -123,13 +126,18 @@ def _timeline_plots(plt: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]
         return []
     t0 = rows[0]["t"]
     t = np.array([r["t"] - t0 for r in rows])
+    # a resumed run appends after a pause with no process running: break the lines there, do not join them
+    dt = np.diff(t)
+    gaps = np.flatnonzero(dt > 5 * max(float(np.median(dt)), 1e-3)) + 1 if len(dt) > 1 else np.array([], int)
 
     def col(key: str) -> np.ndarray:
-        return np.array([float(r.get(key, 0.0)) for r in rows])
+        return np.insert(np.array([float(r.get(key, 0.0)) for r in rows]), gaps, np.nan)
+
+    t = np.insert(t, gaps, np.nan)
 
     fig, a1 = plt.subplots(figsize=(8, 3.5))
     a1.plot(t, col("in_flight"), label="episodes in flight (children included)")
-    a1.plot(t, col("queue_depth"), label="queued")
+    a1.plot(t, col("queue_depth"), label="admitted, waiting for an episode slot")
     a1.set_xlabel("time since the first sample (s)")
     a1.set_ylabel("episodes")
     a2 = a1.twinx()
@@ -182,13 +190,28 @@ def _call_latencies(index: RunIndex, top: np.ndarray) -> tuple[list[float], int]
 
 
 def save_plots(path: str | Path, out_dir: str | Path, *, success: float = 1.0) -> list[Path]:
-    """Index ``path`` and write one PNG per plot into ``out_dir``; returns the files written."""
-    index = RunIndex(path).build()
+    """Index ``path`` (plain or gzip: a gzip store is decompressed to a temporary file first) and write one
+    PNG per plot into ``out_dir``; returns the files written."""
+    import gzip
+    import shutil
+    import tempfile
+
+    src = Path(path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = []
-    for p in render_plots(index, success=success):
-        f = out / f"{p['name']}.png"
-        f.write_bytes(p["png"])
-        files.append(f)
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = src
+        if src.is_file():
+            with open(src, "rb") as f:
+                packed = f.read(2) == b"\x1f\x8b"
+            if packed:
+                plain = Path(tmp) / "run.jsonl"
+                with gzip.open(src, "rb") as fin, open(plain, "wb") as fout:
+                    shutil.copyfileobj(fin, fout)
+        index = RunIndex(plain).build()
+        files = []
+        for p in render_plots(index, success=success, timeline=timeline_path(src)):
+            f = out / f"{p['name']}.png"
+            f.write_bytes(p["png"])
+            files.append(f)
     return files

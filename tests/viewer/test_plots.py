@@ -3,6 +3,8 @@ timeline a real `swarmgym run` writes is drawn."""
 
 from __future__ import annotations
 
+import gzip
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -67,5 +69,11 @@ def test_swarmgym_run_writes_the_timeline_and_plot_draws_it(tmp_path: Path, requ
     for name in ("concurrency_over_time", "loop_lag_over_time"):
         h, w, _ = image.imread(tmp_path / "plots" / f"{name}.png").shape
         assert h > 100 and w > 100
+    packed = tmp_path / "gz" / "run.jsonl.gz"  # plot reads a gzip store, and its timeline beside it
+    packed.parent.mkdir()
+    packed.write_bytes(gzip.compress(out.read_bytes()))
+    shutil.copy(tmp_path / "run.timeline.jsonl", packed.parent)
+    assert main(["plot", str(packed), "--out", str(tmp_path / "gzplots")]) == 0
+    assert {f.stem for f in (tmp_path / "gzplots").glob("*.png")} == {f.stem for f in (tmp_path / "plots").glob("*.png")}
     assert main([*args, "--out", str(tmp_path / "quiet.jsonl"), "--no-timeline"]) == 0
     assert not (tmp_path / "quiet.timeline.jsonl").exists()
