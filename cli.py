@@ -104,13 +104,21 @@ def _summary(trajs: list[Any], console: Any) -> None:
     # leaves marked ones out; unmarked ones from a run not resumed yet are found here)
     orphans = orphan_ids({t.id: t.parent_id for t in trajs})
     trajs = [t for t in trajs if t.id not in orphans]
+    # a cancelled episode that a resumed run ran again is superseded: count the rerun, not both
+    rerun = {(t.task_id, t.sample_index) for t in trajs if t.parent_id is None and t.status != "cancelled"}
+    superseded = {t.id for t in trajs if t.parent_id is None and t.status == "cancelled"
+                  and (t.task_id, t.sample_index) in rerun}  # fmt: skip
+    if superseded:
+        gone = orphan_ids({t.id: t.parent_id for t in trajs if t.id not in superseded})  # and their children
+        trajs = [t for t in trajs if t.id not in superseded and t.id not in gone]
     top = [t for t in trajs if t.parent_id is None]
     by_status: dict[str, int] = {}
     for t in top:
         by_status[t.status] = by_status.get(t.status, 0) + 1
     rewards = [t.reward for t in top]
     title = f"{len(top)} episodes ({len(trajs) - len(top)} child trajectories in their trees"
-    title += f"; {len(orphans)} orphans without a stored parent left out)" if orphans else ")"
+    title += f"; {len(orphans)} orphans without a stored parent left out" if orphans else ""
+    title += f"; {len(superseded)} cancelled episodes run again by a resume left out)" if superseded else ")"
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -328,7 +328,8 @@ class Trajectory(BaseModel):
     parent_id: Union[str, None] = None
     role: str = "main"
     trainable: bool = True
-    """False for frozen roles (sub-agents, judges): their tokens never get a loss."""
+    """False for frozen roles (sub-agents, judges), for episodes cancelled from outside (their reward is no
+    verdict), and for judge failures unless the env keeps them: their tokens never get a loss."""
     messages: list[Message] = Field(default_factory=list)
     """Full conversation, whatever the context strategy showed the policy."""
     completions: list[Completion] = Field(default_factory=list)

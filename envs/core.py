@@ -658,6 +658,8 @@ class AgentEnv(gymnasium.Env):
             traj._assign(status=status, error=error)
         else:
             traj._assign(status=status)
+        if status == "cancelled":  # cut short from outside (Ctrl-C, a stopped run): its reward is no verdict
+            traj._assign(trainable=False)
         try:
             if status in ("ok", "truncated"):
                 src = self.step_source  # the trainer's counter, read now: the step this sample trains at

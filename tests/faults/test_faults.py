@@ -182,6 +182,12 @@ def test_a_signal_mid_run_keeps_what_finished_and_resume_completes(tmp_path: Pat
     assert r2.returncode == 0, r2.stderr[-2000:]
     after = _keys(out)
     assert len(after) == 300 and max(after.values()) == 1
+    cancelled = [t for t in read_trajectories(out, top_level_only=True) if t.status == "cancelled"]
+    assert cancelled and not any(t.trainable for t in cancelled)  # cut short: never a training sample
+    shown = _cli("show", str(out))  # the reruns are counted, the cancelled records they replace are not
+    text = " ".join(shown.stdout.split())  # the table's title wraps
+    assert shown.returncode == 0 and text.startswith("300 episodes"), text[-2000:]
+    assert f"{len(cancelled)} cancelled episodes run again by a resume left out" in text
 
 
 @pytest.mark.anyio

@@ -97,3 +97,4 @@ def test_cancelling_a_run_runs_shielded_cleanup_to_its_end(backend: str) -> None
     anyio.run(main, backend=backend)
     assert len(released) == 6  # no release was cut short by the cancellation
     assert len(store.trajectories) == 6 and {t.status for t in store.trajectories} == {"cancelled"}
+    assert not any(t.trainable for t in store.trajectories)  # a cut-short episode's reward 0 is no verdict
