@@ -9,7 +9,9 @@ Heavy modules load inside each subcommand, so ``swarmgym --help`` is instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,8 @@ def _load_trajectories(path: str) -> list[Any]:
     p = Path(path)
     if not p.exists():
         raise StoreError(f"no such file: {path}")
+    if p.is_dir():
+        raise StoreError(f"{path} is a folder; give a trajectories file (the --out of swarmgym run)")
     return list(read_trajectories(p, include_orphans=True))  # _summary leaves orphans out itself
 
 
@@ -284,7 +288,6 @@ def cmd_fake_server(args: argparse.Namespace) -> int:
     latency: Any = args.latency
     if args.latency_max is not None:
         latency = (args.latency, args.latency_max)
-    print(f"fake OpenAI-compatible server on http://{args.host}:{args.port}/v1 (Ctrl-C to stop)", flush=True)
     serve(
         port=args.port,
         host=args.host,
@@ -344,7 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_gateway_arguments(g)
 
-    b = sub.add_parser("bench", help="run a benchmark (overhead, sandbox, judges, rollout, swarm, tito, hf, train, …)")
+    b = sub.add_parser(
+        "bench",
+        help="run a benchmark (overhead, sandbox, judges, rollout, swarm, tito, hf, train, …)",
+        epilog="Every benchmark also takes --quick (a small run, checks on), --json FILE and --no-check (report "
+        "only); `swarmgym bench NAME --help` lists its own options. Exit 1: a target missed; 2: it broke.",
+    )
     b.add_argument("name", nargs="?", default=None, help="the benchmark (omit to list them)")
 
     from .viewer.cli import add_subcommands as add_viewer_subcommands
@@ -368,6 +376,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``swarmgym`` command; returns its exit code."""
+    try:
+        rc = _main(argv)
+        sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe would be reported
+        return rc
+    except BrokenPipeError:
+        # the reader went away (`swarmgym verify run.jsonl --json | head -1`): not an error of ours; point
+        # stdout at /dev/null so the interpreter's last flush stays quiet too, and exit 1
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1  # as rich does when it meets the same (its Console.on_broken_pipe)
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     # `bench NAME ...` passes everything after NAME to the benchmark's own parser
@@ -420,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise  # see main()
     except Exception as e:
         if args.debug:
             raise

@@ -34,7 +34,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default="oracle",
         help="'oracle' (the env's reference solution), 'scripted' (a fixed answer), 'hf:MODEL' (a local "
         "transformers model: a fetched real model such as hf:smollm2, or a folder), or an OpenAI-compatible "
-        "base URL such as http://localhost:8000/v1",
+        "base URL such as http://localhost:8000/v1 (default: oracle)",
     )
     parser.add_argument("--model", default=None, help="model name for a URL policy (default: the server's first)")
     parser.add_argument("--api-key", default=None, help="bearer token for a URL policy")
@@ -44,9 +44,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, default=256, help="episodes in flight at once")
     parser.add_argument("--out", default=None, help="store trajectories in this JSONL file (.gz compresses)")
     parser.add_argument("--resume", action="store_true", help="continue --out, skipping finished episodes")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="base of the episodes' reset seeds (default 0)")
     parser.add_argument("--max-turns", type=int, default=None, help="cap on assistant turns per episode")
-    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
     parser.add_argument("--max-tokens", type=int, default=None, help="max completion tokens per model call")
     parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
     parser.add_argument("--no-live", action="store_true", help="no live dashboard (plain summary only)")

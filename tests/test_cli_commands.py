@@ -77,6 +77,9 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert out.returncode != 0 and "did you mean 'swarmgym/Math-v0'" in out.stderr
     assert "Traceback" not in out.stderr
 
+    out = sg("show", str(tmp_path), cwd=tmp_path)
+    assert out.returncode == 2 and "is a folder" in out.stderr and "Traceback" not in out.stderr
+
     for n in ("0", "-3"):  # not a silent empty run that exits 0
         out = sg("run", "swarmgym/Math-v0", "--policy", "oracle", "-n", n, "--no-live", cwd=tmp_path)
         assert out.returncode == 2 and "-n must be at least 1" in out.stderr, out.stderr
@@ -146,3 +149,18 @@ def test_module_entry_point(tmp_path: Path) -> None:
             [sys.executable, "-m", module, "envs", "--json"], capture_output=True, text=True, cwd=tmp_path, timeout=60
         )
         assert out.returncode == 0 and "swarmgym/Math-v0" in json.loads(out.stdout), (module, out.stderr)
+
+
+def test_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
+    from swarmgym.testing.synthetic_run import write_synthetic_run
+
+    run = tmp_path / "run.jsonl"
+    write_synthetic_run(run, 50)
+    for args in (["verify", str(run), "--json"], ["show", str(run)], ["envs"]):
+        # the reader is gone before the command writes a byte (`swarmgym … | head -0`)
+        with subprocess.Popen([*EXE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path) as p:
+            assert p.stdout is not None and p.stderr is not None
+            p.stdout.close()
+            err = p.stderr.read().decode()
+            assert p.wait(timeout=120) == 1 and err == "", (args, err[-2000:])
+

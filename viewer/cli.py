@@ -66,6 +66,11 @@ def _plot(args: argparse.Namespace) -> int:
     files = save_plots(args.file, out, success=args.success)
     for f in files:
         print(f)
+    if files and not any(f.stem == "concurrency_over_time" for f in files):
+        from ..rollout.timeline import timeline_path
+
+        print(f"no timeline at {timeline_path(args.file)} (a run with --no-timeline, or not written by swarmgym "
+              "run --out): concurrency and loop lag over time not drawn", file=sys.stderr)  # fmt: skip
     if not files:
         print(f"no top-level episodes in {args.file}: nothing to plot", file=sys.stderr)
         return 1
