@@ -1011,8 +1011,11 @@ class _Run:
                     await self.store.aflush()
 
     async def write_timeline(self) -> None:
+        t0 = time.monotonic()
         while self.timeline is not None:
-            await anyio.sleep(self.timeline.interval_s)
+            # denser at the start (about 30 samples over the run so far, at least 50 ms apart) so a run of
+            # a few seconds still has a shape; every interval_s once the run is long
+            await anyio.sleep(min(self.timeline.interval_s, max(0.05, (time.monotonic() - t0) / 30)))
             self.sample_timeline()
 
     def sample_timeline(self) -> None:

@@ -4,6 +4,7 @@ The store holds what each episode did, not what the run looked like while it wen
 that (how many episodes were in flight, how many waited, how late the loop woke up), so ``swarmgym plot`` and
 the viewer can draw concurrency and loop lag over time after the process is gone. ``swarmgym run --out
 RUN.jsonl`` writes ``RUN.timeline.jsonl`` beside it (:func:`timeline_path`); a resumed run appends to it.
+Samples are denser in the first seconds of a run (so a short run still has a shape), then one per interval.
 
 Each line: ``t`` (Unix time), ``elapsed_s`` (since the run started), ``in_flight`` (episodes alive, children
 included), ``queue_depth``, ``episodes_finished``/``children_finished`` (cumulative), ``episodes_per_s``
