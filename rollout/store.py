@@ -141,6 +141,11 @@ def read_records(
             try:
                 yield _decode(prev)
             except ValueError as e:
+                if n == 1 and "framing" in str(e):  # not damage: a JSONL file some other program wrote
+                    raise StoreError(
+                        f"{p} is not a swarmgym trajectory store (line 1 is not a store record); stores are "
+                        "what swarmgym run --out / TrajectoryStore write"
+                    ) from None
                 raise StoreError(f"{p}: line {n} is corrupt ({e}); the file was damaged after it was written") from None
             pending = None
         if line is None:

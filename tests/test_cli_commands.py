@@ -77,6 +77,11 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert out.returncode != 0 and "did you mean 'swarmgym/Math-v0'" in out.stderr
     assert "Traceback" not in out.stderr
 
+    other = tmp_path / "other.jsonl"  # JSONL, but not a store
+    other.write_text('{"a": 1}\n{"a": 2}\n')
+    out = sg("show", other.name, cwd=tmp_path)
+    assert out.returncode == 2 and "is not a swarmgym trajectory store" in out.stderr, out.stderr
+
     out = sg("show", str(tmp_path), cwd=tmp_path)
     assert out.returncode == 2 and "is a folder" in out.stderr and "Traceback" not in out.stderr
 
