@@ -141,8 +141,10 @@ class RolloutMetrics:
 
     @property
     def mean_reward(self) -> float:
-        n = self.counters["episodes_finished"]
-        return self.counters["reward_sum"] / n if n else 0.0
+        """Mean reward of the finished top-level episodes, cancelled ones left out (never judged: no verdict)."""
+        c = self.counters
+        n = c["episodes_finished"] - c["status_cancelled"]
+        return c["reward_sum"] / n if n > 0 else 0.0
 
     def snapshot(self) -> dict[str, Any]:
         """Everything as plain data (JSON-serialisable)."""
@@ -208,7 +210,7 @@ def summary_rows(metrics: RolloutMetrics, group_size: int = 1) -> list[tuple[str
             "ok / truncated / error / cancelled",
             f"{c['status_ok']:,} / {c['status_truncated']:,} / {c['status_error']:,} / {c['status_cancelled']:,}",
         ),
-        ("mean reward", f"{metrics.mean_reward:.4f}"),
+        ("mean reward" + (" (cancelled left out)" if c["status_cancelled"] else ""), f"{metrics.mean_reward:.4f}"),
     ]
     g = metrics.groups
     if g["done"]:

@@ -77,3 +77,24 @@ def test_metrics_pickle() -> None:
     m = RolloutMetrics()
     m.observe("loop_lag_s", 0.001)
     assert pickle.loads(pickle.dumps(m)).hist["loop_lag_s"].n == 1
+
+
+def test_mean_reward_leaves_cancelled_episodes_out() -> None:
+    from rollout_helpers import exact_judge, tasks
+
+    async def slow_after_two(messages, tools, ctx):  # type: ignore[no-untyped-def]
+        if int(ctx.task.id[1:]) >= 2:
+            await anyio.sleep(30)  # cut short by the cancellation below
+        return "42"
+
+    mgr = RolloutManager(ScriptedPolicy(slow_after_two))
+
+    async def main() -> None:
+        with anyio.move_on_after(2):
+            await mgr.run(AgentEnv(tasks(4), judge=exact_judge()))
+
+    anyio.run(main)
+    c = mgr.metrics.counters
+    assert c["status_ok"] == 2 and c["status_cancelled"] == 2
+    assert mgr.metrics.mean_reward == 1.0  # not 0.5: a cancelled episode's reward 0 is no verdict
+    assert ("mean reward (cancelled left out)", "1.0000") in summary_rows(mgr.metrics)
