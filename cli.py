@@ -445,9 +445,13 @@ def _main(argv: list[str] | None) -> int:
     except BrokenPipeError:
         raise  # see main()
     except Exception as e:
-        if args.debug:
-            raise
         from .errors import SwarmgymError
+
+        if args.debug:  # the traceback, and the same exit code as without --debug
+            import traceback
+
+            traceback.print_exc()
+            return 2 if isinstance(e, SwarmgymError) else 1
 
         kind = "error" if isinstance(e, SwarmgymError) else f"error ({type(e).__name__})"
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

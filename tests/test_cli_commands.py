@@ -95,7 +95,7 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     out = sg("--debug", "show", "missing.jsonl", cwd=tmp_path)
-    assert out.returncode != 0 and "Traceback" in out.stderr and "StoreError" in out.stderr
+    assert out.returncode == 2 and "Traceback" in out.stderr and "StoreError" in out.stderr  # same code as without
 
 
 def _free_port() -> int:
