@@ -37,7 +37,8 @@ CHECKS: dict[str, tuple[str, str]] = {  # name -> (severity, what it means)
     "logprob_alignment": ("error", "number of logprobs differs from the number of sampled ids"),
     "logprob_value": ("error", "logprob is positive, NaN or infinite"),
     "token_drift": ("warn", "a turn's prompt ids do not extend the previous turn's ids (export must split)"),
-    "token_missing": ("warn", "a trainable trajectory with completions but no token ids (text-mode server)"),
+    "token_missing": ("warn", "a trainable trajectory with completions but no token ids (a text-mode policy: oracle, "
+                             "scripted, a chat-mode server); it cannot train token-exact"),
     "reward_bounds": ("error", "reward outside the expected range, or not finite"),
     "judge_error": ("warn", "the judge failed or timed out (the reward is not a verdict)"),
     "judge_error_trainable": ("error", "judge failed but the trajectory is still marked trainable"),
@@ -202,7 +203,7 @@ def print_report(rep: VerifyReport, console: Any) -> None:
 
     table = Table(title=f"verify {rep.path}: {rep.lines} lines, {rep.trajectories} trajectories, "
                         f"{rep.errors} errors, {rep.warnings} warnings")
-    for col in ("check", "result", "count", "first examples"):
+    for col in ("check", "result", "count", "what it checks / first examples"):
         table.add_column(col, justify="right" if col == "count" else "left")
     for name, (sev, what) in CHECKS.items():
         c = rep.checks.get(name)
@@ -210,5 +211,5 @@ def print_report(rep: VerifyReport, console: Any) -> None:
             table.add_row(name, "[green]ok[/green]", "0", f"[dim]{what}[/dim]")
         else:
             mark = "[red]FAIL[/red]" if sev == "error" else "[yellow]warn[/yellow]"
-            table.add_row(name, mark, str(c.count), Text("\n".join(c.examples)))
+            table.add_row(name, mark, str(c.count), Text("\n".join([what, *c.examples])))  # what it means, then where
     console.print(table)
