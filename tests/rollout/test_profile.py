@@ -16,10 +16,12 @@ from swarmgym.rollout.profile import RunProfiler  # noqa: E402
 
 def test_run_profile_writes_call_tree_and_slow_callbacks(tmp_path: Path) -> None:
     out = tmp_path / "prof.txt"
-    rc = main(["run", "swarmgym/ToolMath-v0", "--policy", "oracle", "-n", "20", "--no-live",
+    rc = main(["run", "swarmgym/ToolMath-v0", "--policy", "oracle", "-n", "400", "--no-live",
                "--out", str(tmp_path / "t.jsonl"), "--profile", str(out)])
     assert rc == 0
     text = out.read_text()
+    # 400 episodes: enough 1 ms samples to see the manager and the loop even on a busy machine (20 were not:
+    # a CI run recorded 23 samples and neither)
     assert "manager.py" in text and "run_episode" in text  # pyinstrument saw the manager and the loop
     section = text.split("Slowest event-loop callbacks (", 1)[1]
     assert int(section.split(" callbacks ran", 1)[0].replace(",", "")) > 20
