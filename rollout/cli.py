@@ -175,6 +175,8 @@ def run_command(args: argparse.Namespace) -> int:
             from .timeline import timeline_path
 
             mgr_kw["timeline"] = timeline_path(args.out)  # beside the store; a resumed run appends
+            if not args.resume:  # a new store (the store refuses an existing one): not a stale run's timeline
+                mgr_kw["timeline"].unlink(missing_ok=True)
         mgr = RolloutManager(
             _policy_spec(args, policy) if args.ray is not None else policy, limits, store=store, metrics=metrics,
             sampling=sampling, **mgr_kw,

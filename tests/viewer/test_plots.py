@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,5 +78,9 @@ def test_swarmgym_run_writes_the_timeline_and_plot_draws_it(tmp_path: Path, requ
     shutil.copy(tmp_path / "run.timeline.jsonl", packed.parent)
     assert main(["plot", str(packed), "--out", str(tmp_path / "gzplots")]) == 0
     assert {f.stem for f in (tmp_path / "gzplots").glob("*.png")} == {f.stem for f in (tmp_path / "plots").glob("*.png")}
+    out.unlink()  # a new run on the same name starts a new timeline, not after the old one's samples
+    started = time.time()
+    assert main([*args, "--out", str(out)]) == 0
+    assert all(r["t"] >= started - 0.01 for r in read_timeline(tmp_path / "run.timeline.jsonl"))
     assert main([*args, "--out", str(tmp_path / "quiet.jsonl"), "--no-timeline"]) == 0
     assert not (tmp_path / "quiet.timeline.jsonl").exists()
