@@ -6,10 +6,13 @@ numpy arrays — about 80 bytes a trajectory whatever the trajectory's size — 
 back with ``pread``. The index grows while the file grows (``swarmgym run`` still writing), so the first
 page is served as soon as the first lines are indexed, not after the whole file was read.
 
+A resumed run stores a cancelled episode again under the same ``(task_id, sample_index)``: the cancelled
+row is then *superseded* (flag ``F_SUPERSEDED``, no longer counted as top-level), as ``swarmgym show`` does.
+
 Rejected: SQLite (a second copy of the data on disk, slower to build than the scan itself) and keeping
 parsed trajectories (memory proportional to the file). Columns are numpy arrays grown by doubling; a reader
-takes views of the first ``n`` rows, which the writer never changes again, so queries need no copy and no
-lock held while they run.
+takes views of the first ``n`` rows, which the writer never changes again but for the superseded flag (set
+under the lock, with the query cache cleared), so queries need no copy and no lock held while they run.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ STATUSES = ("ok", "truncated", "error", "cancelled")
 JUDGE_OUTCOMES = ("ok", "error", "timeout")  # code = index; -1 = no judge
 MAX_FACETS = 32  # facet columns kept for filtering (names beyond this are listed but not filterable)
 
-F_TOP, F_TRAINABLE, F_ERROR, F_TOKENS = 1, 2, 4, 8
+F_TOP, F_TRAINABLE, F_ERROR, F_TOKENS, F_SUPERSEDED = 1, 2, 4, 8, 16
+_CANCELLED = STATUSES.index("cancelled")
 
 _COLUMNS: dict[str, Any] = {
     "off": np.int64, "ln": np.int64, "reward": np.float64, "status": np.int8, "env": np.int16,
@@ -187,6 +191,8 @@ class RunIndex:
         self.n_damaged = 0
         self.manifests: list[dict[str, Any]] = []
         self.marked_orphans: set[str] = set()
+        self._cancelled_top: dict[tuple[int, int], int] = {}  # (task hash, sample) -> row of a cancelled episode
+        self.n_superseded = 0
         self.envs = _Codes()
         self.roles = _Codes()
         self.done = False
@@ -358,7 +364,24 @@ class RunIndex:
             self._facets[name][r] = v
         self.n_top += int(np.count_nonzero(self._cols["flags"][n:n + k] & F_TOP))
         self.n = n + k
+        self._supersede(n, k)
         self._cache.clear()
+
+    def _supersede(self, n: int, k: int) -> None:
+        """A top-level row for a (task, sample) whose last episode was cancelled: that one was run again."""
+        flags, taskh, sample, status = (self._cols[c] for c in ("flags", "taskh", "sample", "status"))
+        top = np.flatnonzero(flags[n:n + k] & F_TOP) + n
+        if not self._cancelled_top and not np.any(status[top] == _CANCELLED):
+            return  # nothing was cancelled (every run that was not interrupted): no per-row work
+        for r in top:
+            key = (int(taskh[r]), int(sample[r]))
+            old = self._cancelled_top.pop(key, None)
+            if old is not None:
+                flags[old] = (int(flags[old]) & ~F_TOP) | F_SUPERSEDED
+                self.n_top -= 1
+                self.n_superseded += 1
+            if status[r] == _CANCELLED:
+                self._cancelled_top[key] = int(r)
 
     # ------------------------------------------------------------------ reading
 
@@ -371,7 +394,7 @@ class RunIndex:
         size = self.path.stat().st_size if self.path.exists() else 0
         return {
             "path": str(self.path), "size": size, "indexed_bytes": self.end, "rows": self.n,
-            "top_level": self.n_top, "done": self.done,
+            "top_level": self.n_top, "superseded": self.n_superseded, "done": self.done,
             "follow": self.follow, "damaged": self.n_damaged, "damaged_lines": self.damaged[:20],
             "envs": list(self.envs.names), "roles": list(self.roles.names), "statuses": list(STATUSES),
             "facets": list(self.facet_names), "sort_keys": list(SORT_KEYS), "error": self.error,
@@ -407,6 +430,7 @@ class RunIndex:
             "turns": _num(c["turns"][row]), "tool_calls": _num(c["tool_calls"][row]),
             "wall_s": _num(c["wall_s"][row]), "children": int(c["nchildren"][row]),
             "trainable": bool(c["flags"][row] & F_TRAINABLE), "tokens": bool(c["flags"][row] & F_TOKENS),
+            "superseded": bool(c["flags"][row] & F_SUPERSEDED),
             "parent_id": d.get("parent_id"), "group_id": d.get("group_id"),
         }
 

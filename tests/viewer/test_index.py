@@ -171,3 +171,30 @@ def test_gzip_and_missing_files_are_refused_clearly(tmp_path: Path) -> None:
         RunIndex(tmp_path / "r.jsonl.gz")
     with pytest.raises(StoreError, match="no trajectory store"):
         RunIndex(tmp_path / "none.jsonl")
+
+
+@pytest.mark.parametrize("in_one_pass", [True, False])
+def test_a_cancelled_episode_run_again_by_a_resume_is_superseded(tmp_path: Path, in_one_pass: bool) -> None:
+    from swarmgym.wire import Trajectory
+
+    p = tmp_path / "r.jsonl"
+    with TrajectoryStore(p) as s:  # the first session: t1 is cut short (Ctrl-C), with a child already stored
+        s.append(Trajectory(task_id="t0", reward=1.0))
+        s.append(Trajectory(id="kid", task_id="t1", parent_id="cut", role="subagent"))
+        s.append(Trajectory(id="cut", task_id="t1", status="cancelled", trainable=False))
+    index = RunIndex(p)
+    if not in_one_pass:
+        index.build()  # the viewer saw the first session before the resume appended (follow mode)
+        assert index.meta()["top_level"] == 2
+    with TrajectoryStore(p, resume=True) as s:  # the resumed run: t1 again, t2 cut short and not rerun
+        s.append(Trajectory(id="again", task_id="t1", reward=1.0))
+        s.append(Trajectory(task_id="t2", status="cancelled", trainable=False))
+    index.build()
+    meta = index.meta()
+    assert meta["top_level"] == 3 and meta["superseded"] == 1  # as `swarmgym show` counts them
+    rows = index.query(Filters())
+    ids = [index.summary(int(r))["id"] for r in rows]
+    assert "cut" not in ids and "again" in ids and len(ids) == 3
+    every = [index.summary(int(r)) for r in index.query(Filters(top=False))]
+    assert [t["superseded"] for t in every if t["id"] == "cut"] == [True]  # still there, flagged
+    assert sum(1 for t in read_trajectories(p, top_level_only=True)) == 4  # the file keeps every record

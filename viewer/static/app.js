@@ -245,6 +245,7 @@
       const meta = await api.meta();
       statusEl.textContent = `${meta.path} · ${meta.top_level} episodes, ${meta.rows} trajectories` +
         (meta.done ? "" : " · indexing " + Math.round(100 * meta.indexed_bytes / Math.max(1, meta.size)) + "%") +
+        (meta.superseded ? ` · ${meta.superseded} cancelled episodes run again by a resume left out` : "") +
         (meta.damaged ? ` · ${meta.damaged} damaged lines` : "") + (meta.error ? " · index error: " + meta.error : "") +
         (meta.note ? " · " + meta.note : "");
       let m;
