@@ -4,14 +4,15 @@
 # via executable_path), and matplotlib for the plots (the `viz` extra). Idempotent: installs only what is
 # missing; apt and pip keep their own caches.
 set -euo pipefail
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo  # .ci/run works as a user in a venv too
 PY="${PYTHON:-python3}"
 PLAYWRIGHT_VERSION="${PLAYWRIGHT_VERSION:-1.65.3}"
 
 if ! command -v chromium >/dev/null 2>&1; then
   echo "install-browser: chromium (Debian)"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq chromium >/dev/null
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
 if ! "$PY" -c "import playwright" >/dev/null 2>&1; then

@@ -96,6 +96,13 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     out = sg("--debug", "show", "missing.jsonl", cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" in out.stderr and "StoreError" in out.stderr  # same code as without
+    # where the error message tells users to add it: anywhere on the line, also after the subcommand
+    for args in (["show", "missing.jsonl", "--debug"], ["run", "swarmgym/Mat-v0", "--debug", "-n", "1"]):
+        out = sg(*args, cwd=tmp_path)
+        assert out.returncode != 0 and "Traceback" in out.stderr, (args, out.stderr[-1000:])
+    for args in (["envs", "--version"], ["run", "swarmgym/Math-v0", "--version"]):
+        out = sg(*args, cwd=tmp_path)
+        assert out.returncode == 0 and out.stdout.strip().count(".") == 2, (args, out.stdout, out.stderr)
 
 
 def _free_port() -> int:
