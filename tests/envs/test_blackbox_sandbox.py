@@ -3,17 +3,16 @@ gateway: real sandboxes, a real gateway on a unix socket, the fake server upstre
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 
 import pytest
 from swarmgym.envs.blackbox import BlackBoxEnv
-from swarmgym.errors import SandboxError
 from swarmgym.judges.rules import ExactMatch
 from swarmgym.loop import run_episode
 from swarmgym.policies import OpenAIPolicy
 from swarmgym.rollout import RolloutLimits, RolloutManager
 from swarmgym.testing import FakeOpenAIServer
+from swarmgym.testing.require import require_sandbox
 from swarmgym.wire import Task
 
 pytestmark = pytest.mark.anyio
@@ -37,31 +36,9 @@ print(json.load(urllib.request.urlopen(req, timeout=60))["choices"][0]["message"
 """
 
 
-def _require(backend: str) -> None:
-    if backend == "docker":
-        try:
-            from swarmgym.toolsets.sandbox.docker import docker_client
-            from swarmgym.toolsets.sandbox.image import default_image
-
-            docker_client().images.get(default_image())
-        except Exception as e:
-            if os.environ.get("SWARMGYM_REQUIRE_DOCKER") == "1":
-                pytest.fail(f"SWARMGYM_REQUIRE_DOCKER=1 but docker sandboxes are unavailable: {e}")
-            pytest.skip(f"docker sandboxes unavailable: {e}")
-    else:
-        from swarmgym.toolsets.sandbox.local import check_bwrap
-
-        try:
-            check_bwrap()
-        except SandboxError as e:
-            if os.environ.get("CI"):
-                pytest.fail(f"bubblewrap must work in CI: {e}")
-            pytest.skip(str(e))
-
-
 @pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
 def backend(request: pytest.FixtureRequest) -> str:
-    _require(request.param)
+    require_sandbox(request.param)
     return request.param
 
 
@@ -102,7 +79,7 @@ async def test_sandboxed_crash_and_hang(backend: str, policy: OpenAIPolicy) -> N
 
 @pytest.mark.docker
 async def test_no_container_is_left_behind(policy: OpenAIPolicy) -> None:
-    _require("docker")
+    require_sandbox("docker")
     from swarmgym.toolsets.sandbox.docker import RUN_ID, list_containers
 
     traj = await run_episode(env_of("docker", ["python3", "agent.py"]), policy,

@@ -8,10 +8,8 @@ import os
 import anyio
 import pytest
 
-from swarmgym.errors import SandboxError
+from swarmgym.testing.require import docker_problem, require_sandbox
 from swarmgym.toolsets.sandbox import reaper
-
-REQUIRE_DOCKER = os.environ.get("SWARMGYM_REQUIRE_DOCKER") == "1"
 
 
 @pytest.fixture
@@ -19,44 +17,10 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def _docker_problem() -> str | None:
-    """Why docker sandboxes cannot run here (None when they can)."""
-    try:
-        from swarmgym.toolsets.sandbox.docker import docker_client
-        from swarmgym.toolsets.sandbox.image import default_image
-
-        client = docker_client()
-        client.images.get(default_image())
-    except SandboxError as e:
-        return str(e)
-    except Exception as e:  # ImageNotFound and friends
-        return f"{type(e).__name__}: {e} (build it: python -m swarmgym.toolsets.sandbox.image build)"
-    return None
-
-
-def require_backend(name: str) -> None:
-    """Skip (or, for docker under SWARMGYM_REQUIRE_DOCKER=1, fail) when ``name`` cannot run here."""
-    if name == "docker":
-        problem = _docker_problem()
-        if problem:
-            if REQUIRE_DOCKER:
-                pytest.fail(f"SWARMGYM_REQUIRE_DOCKER=1 but docker sandboxes are unavailable: {problem}")
-            pytest.skip(f"docker sandboxes unavailable: {problem}")
-    elif name == "local":
-        from swarmgym.toolsets.sandbox.local import check_bwrap
-
-        try:
-            check_bwrap()
-        except SandboxError as e:
-            if os.environ.get("CI") or os.environ.get("SWARMGYM_REQUIRE_REAL") == "1":
-                pytest.fail(f"bubblewrap must work in CI: {e}")
-            pytest.skip(str(e))
-
-
 @pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
 def backend(request: pytest.FixtureRequest) -> str:
     """Each sandbox test runs on both backends."""
-    require_backend(request.param)
+    require_sandbox(request.param)
     return request.param
 
 
@@ -114,7 +78,7 @@ def no_leftovers():
     mine = os.path.join(reaper.sandbox_root(), reaper.owner_tag())
     if os.path.isdir(mine) and os.listdir(mine):
         leaks.append(f"workspaces left in {mine}: {os.listdir(mine)}")
-    if _docker_problem() is None:
+    if docker_problem() is None:
         from swarmgym.toolsets.sandbox.docker import list_containers
 
         ours = [c for c in list_containers() if c["owner"] == reaper.owner_tag()]

@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import require_backend
+from swarmgym.testing.require import require_sandbox
 
 from swarmgym.errors import SandboxError
 from swarmgym.toolsets.sandbox import create_sandbox, reaper
@@ -45,7 +45,7 @@ async def test_unsafe_backend_is_opt_in_and_warns():
 
 
 async def test_docker_container_is_hardened():
-    require_backend("docker")
+    require_sandbox("docker")
     from swarmgym.toolsets.sandbox.docker import docker_client
 
     async with await create_sandbox("docker") as sb:
@@ -77,7 +77,7 @@ def test_gc_removes_what_a_killed_owner_left():
     os.chmod(tmp_path, 0o711)
     backends = ["local"]
     try:
-        require_backend("docker")
+        require_sandbox("docker")
         backends.append("docker")
     except pytest.skip.Exception:
         pass
@@ -140,7 +140,7 @@ def test_signals_clean_up_sandboxes(sig):
 
     backends = ["local"]
     try:
-        require_backend("docker")
+        require_sandbox("docker")
         backends.append("docker")
     except pytest.skip.Exception:
         pass

@@ -6,7 +6,7 @@ import textwrap
 
 import anyio
 import pytest
-from conftest import require_backend
+from swarmgym.testing.require import require_sandbox
 
 from swarmgym.judges._harness import NotPlainData, loads
 from swarmgym.judges.remote_unittest import kernel_transport, run_remote_unittest
@@ -63,7 +63,7 @@ def _run(tests: str, lib: str = LIB, timeout_s: float = 20.0):  # type: ignore[n
 
 @pytest.fixture(autouse=True)
 def _local() -> None:
-    require_backend("local")
+    require_sandbox("local")
 
 
 def test_handles_exceptions_and_refusals() -> None:

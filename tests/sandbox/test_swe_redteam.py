@@ -14,7 +14,7 @@ import secrets
 
 import anyio
 import pytest
-from conftest import require_backend
+from swarmgym.testing.require import require_sandbox
 
 from swarmgym.envs.swe import SWEJudge, SWETasks
 from swarmgym.judges.base import JudgeContext
@@ -235,7 +235,7 @@ async def _score(sb, task: Task, files: dict[str, str], judge=JUDGE):  # type: i
 def local_sandbox():  # type: ignore[no-untyped-def]
     from swarmgym.toolsets.sandbox.factory import create_sandbox
 
-    require_backend("local")
+    require_sandbox("local")
     with anyio.from_thread.start_blocking_portal() as portal:
         sb = portal.call(create_sandbox, "local")
         try:
@@ -317,7 +317,7 @@ def found():
 def test_killing_the_sandbox_agent_scores_zero_and_is_not_a_judge_error() -> None:
     from swarmgym.toolsets.sandbox.factory import create_sandbox
 
-    require_backend("local")
+    require_sandbox("local")
     task = _task("median")
     hack = {"{pkg}/__init__.py": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"}
 
@@ -337,7 +337,7 @@ def test_killing_the_sandbox_agent_scores_zero_and_is_not_a_judge_error() -> Non
 def test_docker_backend_oracle_and_hacks() -> None:
     from swarmgym.toolsets.sandbox.factory import create_sandbox
 
-    require_backend("docker")
+    require_sandbox("docker")
     rows = {n: (t, h) for n, t, h in HACKS}
 
     async def main() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 import pytest
+from swarmgym.testing.require import require_sandbox
 from swarmgym.toolsets.base import ToolContext
 from swarmgym.toolsets.mcp import MCPToolset
 from swarmgym.toolsets.sandbox.base import SandboxConfig
@@ -28,34 +29,13 @@ def _traversable(path: str) -> bool:
     return all(os.stat(q).st_mode & 0o001 for q in [p, *p.parents])
 
 
-def _require(backend: str) -> None:
-    if backend == "docker":
-        try:
-            from swarmgym.toolsets.sandbox.docker import docker_client
-            from swarmgym.toolsets.sandbox.image import default_image
-
-            docker_client().images.get(default_image())
-        except Exception as e:
-            if os.environ.get("SWARMGYM_REQUIRE_DOCKER") == "1":
-                pytest.fail(f"SWARMGYM_REQUIRE_DOCKER=1 but docker sandboxes are unavailable: {e}")
-            pytest.skip(f"docker sandboxes unavailable: {e}")
-    else:
-        from swarmgym.errors import SandboxError
-        from swarmgym.toolsets.sandbox.local import check_bwrap
-
-        try:
-            check_bwrap()
-        except SandboxError as e:
-            if os.environ.get("CI"):
-                pytest.fail(f"bubblewrap must work in CI: {e}")
-            pytest.skip(str(e))
-        if not all(_traversable(p) for p in (sys.base_prefix, str(HERE), _site() or sys.base_prefix)):
-            pytest.skip(f"the sandbox user cannot reach this Python ({sys.base_prefix}) or the tests folder")
-
-
 @pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
 def backend(request: pytest.FixtureRequest) -> str:
-    _require(request.param)
+    require_sandbox(request.param)
+    if request.param == "local" and not all(
+        _traversable(p) for p in (sys.base_prefix, str(HERE), _site() or sys.base_prefix)
+    ):
+        pytest.skip(f"the sandbox user cannot reach this Python ({sys.base_prefix}) or the tests folder")
     return request.param
 
 
