@@ -319,6 +319,18 @@ class _LocalCandidate:
         self.buf = b""
 
 
+
+def cell_str(res: Any) -> str | None:
+    """The str a sandbox cell evaluated to (its repr read back as a literal, never eval'd), or None for a
+    timeout, an error, no value or a value of another type: the only answer a candidate's process gives."""
+    if res.timed_out or res.error is not None or res.value is None:
+        return None
+    try:
+        v = ast.literal_eval(res.value)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return v if type(v) is str else None
+
 class _KernelCandidate:
     """The candidate in the sandbox's Python kernel, under a private name; one ``run_python`` cell per call
     (driven from the judge's worker thread through the event loop)."""
@@ -332,13 +344,7 @@ class _KernelCandidate:
         res = anyio.from_thread.run(self.sandbox.run_python, code, timeout)
         if getattr(res, "stderr", ""):
             self.stderr_tail = (self.stderr_tail + res.stderr)[-2000:]
-        if res.timed_out or res.error is not None or res.value is None:
-            return None
-        try:
-            v = ast.literal_eval(res.value)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            return None
-        return v if type(v) is str else None
+        return cell_str(res)
 
     def load(self, code: str, names: Sequence[str], timeout: float) -> str | None:
         v = self.var

@@ -40,7 +40,7 @@ from typing import Any
 import anyio
 
 from ._harness import OBJECTS, NotPlainData, decode, dumps
-from .code import CandidateFailed
+from .code import CandidateFailed, cell_str
 
 __all__ = ["RemoteObject", "RemoteSession", "UnittestOutcome", "kernel_transport", "run_remote_unittest"]
 
@@ -341,13 +341,7 @@ def kernel_transport(sandbox: Any) -> Transport:
             res = anyio.from_thread.run(sandbox.run_python, expr, timeout)
         except Exception:
             return None
-        if res.timed_out or res.error is not None or res.value is None:
-            return None
-        try:
-            v = ast.literal_eval(res.value)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            return None
-        return v if type(v) is str else None
+        return cell_str(res)
 
     return send
 
