@@ -249,12 +249,7 @@ class OpenAIPolicy(HTTPPolicyBase):
         t0 = time.perf_counter()
         data = await self._client.post("/completions", json_dumps(payload))
         latency = time.perf_counter() - t0
-        try:
-            choice = data["choices"][0]
-        except (KeyError, IndexError, TypeError):
-            raise PolicyError(
-                f"model server at {self.base_url} sent a completion without choices: {str(data)[:300]}"
-            ) from None
+        choice = self._first_choice(data)
         ids = choice.get("token_ids")
         lp = choice.get("logprobs") or {}
         prompt_ids = choice.get("prompt_token_ids") or (prompt if isinstance(prompt, list) else None)
@@ -312,6 +307,15 @@ class OpenAIPolicy(HTTPPolicyBase):
         self._sampling_key = None
         payload = self.build_request(messages, tools, sampling, state)
         return await self._client.post("/chat/completions", json_dumps(payload))
+
+    def _first_choice(self, data: Any) -> Any:
+        """``choices[0]`` of a /completions answer, or a PolicyError quoting what the server sent instead."""
+        try:
+            return data["choices"][0]
+        except (KeyError, IndexError, TypeError):
+            raise PolicyError(
+                f"model server at {self.base_url} sent a completion without choices: {str(data)[:300]}"
+            ) from None
 
     def _parse_chat(self, data: Any, latency: float) -> Completion:
         try:
@@ -388,12 +392,7 @@ class OpenAIPolicy(HTTPPolicyBase):
                 e.status,
             ) from e
         latency = time.perf_counter() - t0
-        try:
-            choice = data["choices"][0]
-        except (KeyError, IndexError, TypeError):
-            raise PolicyError(
-                f"model server at {self.base_url} sent a completion without choices: {str(data)[:300]}"
-            ) from None
+        choice = self._first_choice(data)
         completion_ids = choice.get("token_ids")
         logprobs = None
         lp = choice.get("logprobs")
