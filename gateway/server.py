@@ -450,7 +450,6 @@ class Gateway:
     async def _text(self, request: web.BaseRequest, key: str | None) -> web.StreamResponse:
         """``/v1/completions``: a text completion, kept in ``info["text_completions"]`` (not a chat turn,
         so the conversation's token-exact chain stays as it is)."""
-        from aiohttp import web
 
         ep = self._resolve(key)
         req, model = await self._read(request)
@@ -493,16 +492,9 @@ class Gateway:
             "usage": {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
                       "total_tokens": u.prompt_tokens + u.completion_tokens},
         }
-        if req.get("stream"):
-            resp = web.StreamResponse(status=200, headers=SSE_HEADERS)
-            await resp.prepare(request)
-            await resp.write(text_sse_body(out, req))
-            await resp.write_eof()
-            return resp
-        return web.Response(body=json_dumps(out), headers=_JSON_CT)
+        return await _reply(request, req, out, text_sse_body)
 
     async def _chat(self, request: web.BaseRequest, key: str | None) -> web.StreamResponse:
-        from aiohttp import web
 
         ep = self._resolve(key)
         req, model = await self._read(request)
@@ -534,13 +526,7 @@ class Gateway:
             t.tools = tools
         ep.expected = [*norm, _norm(comp.message)]
         out = _chat_body(comp, model, req)
-        if req.get("stream"):
-            resp = web.StreamResponse(status=200, headers=SSE_HEADERS)
-            await resp.prepare(request)
-            await resp.write(sse_body(out, req))
-            await resp.write_eof()
-            return resp
-        return web.Response(body=json_dumps(out), headers=_JSON_CT)
+        return await _reply(request, req, out, sse_body)
 
 
 def split_segments(traj: Trajectory) -> list[Trajectory]:
@@ -664,6 +650,19 @@ def _norm(m: Message) -> tuple[Any, ...]:
 
 
 # -- response building -----------------------------------------------------------------------------
+
+
+async def _reply(request: Any, req: dict[str, Any], out: dict[str, Any], sse: Any) -> Any:
+    """``out`` as one JSON body, or as server-sent events (``sse(out, req)``) when the request streams."""
+    from aiohttp import web
+
+    if req.get("stream"):
+        resp = web.StreamResponse(status=200, headers=SSE_HEADERS)
+        await resp.prepare(request)
+        await resp.write(sse(out, req))
+        await resp.write_eof()
+        return resp
+    return web.Response(body=json_dumps(out), headers=_JSON_CT)
 
 
 def _chat_body(comp: Completion, model: str, req: dict[str, Any]) -> dict[str, Any]:
