@@ -61,7 +61,8 @@ def _p99(values: list[float]) -> float:
 
 
 class TimelineWriter:
-    """Appends a sample of a run's metrics and loop-lag probes to a file every ``interval_s``.
+    """Appends samples of a run's metrics and loop-lag probes to a file (the manager calls :meth:`sample`
+    about every ``interval_s``, more often in a run's first seconds).
 
     Args:
         path: the timeline file (appended to; created with its folder if missing).
@@ -102,11 +103,3 @@ class TimelineWriter:
         with open(self.path, "a", encoding="utf-8") as f:  # a line per second: open/append/close is cheap
             f.write(json.dumps(row) + "\n")
         return row
-
-    async def run(self) -> None:
-        """Sample every ``interval_s`` until cancelled; the caller takes a last sample at the end."""
-        import anyio
-
-        while True:
-            await anyio.sleep(self.interval_s)
-            self.sample()
