@@ -179,7 +179,7 @@ def test_a_wedged_then_restarted_daemon_fails_fast_loses_nothing_and_resume_comp
     state = tmp_path / "state"
     env = {**os.environ, "DOCKER_HOST": d.host, "SWARMGYM_STATE_DIR": str(state),
            "SWARMGYM_DOCKER_DEADLINE_S": "5"}  # fmt: skip
-    n = 120
+    n = 400  # enough that the run cannot finish before the wedge (120 once did, on a quiet machine)
     args = ["run", "swarmgym/PythonMath-v0", "--policy", "oracle", "-n", str(n), "--concurrency", "4",
             "--env-arg", "backend=docker", "--env-arg", "pool_size=4", "--env-arg", "python_timeout_s=5",
             "--out", str(out), "--no-live"]  # fmt: skip
